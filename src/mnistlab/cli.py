@@ -1,0 +1,250 @@
+"""The `mnistlab` command: argument parsing only; each command calls the package's functions.
+
+Keras and the backend are imported inside the commands that need them, so `--help` and argument
+errors answer at once. A MnistlabError is printed as one line on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import MnistlabError, UsageError
+from .recipes import DEFAULT_RECIPE, RECIPES
+
+DATASETS = ("mnist", "fashion-mnist")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other user error
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 4294967295, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def _quiet_backend() -> None:
+    # TensorFlow's C++ start-up chatter is noise to a user; real errors still surface as exceptions.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _data_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", metavar="DIR", type=Path,
+                   help="folder holding one sub-folder per dataset (mnist/, fashion-mnist/); "
+                        "default: $MNISTLAB_DATA, then ~/.cache/mnistlab, then /usr/share/datasets, then download")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every command."""
+    from . import __version__
+
+    parser = _Parser(
+        prog="mnistlab",
+        description="Train, evaluate and use handwritten-digit classifiers on MNIST and MNIST-like data.",
+        epilog="Run 'mnistlab COMMAND --help' for a command's options. "
+               "Example: mnistlab train --recipe cnn --out runs/cnn && mnistlab predict runs/cnn my-digit.jpg",
+    )
+    parser.add_argument("--version", action="version", version=f"mnistlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    recipes = "; ".join(f"{r.name}: {r.summary}" for r in RECIPES.values())
+    p = sub.add_parser("train", help="train a recipe, evaluate it and write a run directory",
+                       description=f"Train a named recipe, evaluate it on the test set and write the run directory "
+                                   f"(model.keras, history.csv, metrics.json, plots/). Recipes: {recipes}.")
+    p.add_argument("--recipe", default=DEFAULT_RECIPE, metavar="NAME",
+                   help=f"one of {', '.join(RECIPES)} (default: {DEFAULT_RECIPE})")
+    p.add_argument("--dataset", default="mnist", metavar="NAME", help=f"one of {', '.join(DATASETS)} (default: mnist)")
+    p.add_argument("--epochs", type=_positive, metavar="N", help="epochs (default: the recipe's)")
+    p.add_argument("--batch-size", type=_positive, metavar="N", help="batch size (default: the recipe's)")
+    p.add_argument("--seed", type=_seed, default=1, metavar="N", help="random seed (default: 1)")
+    p.add_argument("--limit", type=_positive, metavar="N", help="use only the first N training images")
+    p.add_argument("--ensemble", type=_positive, default=1, metavar="K",
+                   help="train K models (seeds N, N+1, ...) and save one model averaging their probabilities")
+    p.add_argument("--out", type=Path, metavar="RUN_DIR", help="run directory to create (default: runs/<recipe>-<timestamp>)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it already holds files")
+    _data_dir_arg(p)
+
+    p = sub.add_parser("evaluate", help="re-evaluate a run's model on the test set",
+                       description="Reload a run's model and evaluate it on its dataset's test set: accuracy, loss "
+                                   "and the per-class table.")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    _data_dir_arg(p)
+
+    p = sub.add_parser("summary", help="print a run's model summary and parameter counts",
+                       description="Print model.summary() of a run's model and its parameter counts.")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+
+    p = sub.add_parser("data", help="check a dataset: where it is, shapes, label counts, checksums",
+                       description="Load and verify every file of a dataset; print where it was found, shapes, dtypes, "
+                                   "label counts and checksum status; optionally draw sample images per class. "
+                                   "Exits 2 if any file is missing, corrupt or fails its checksum.")
+    p.add_argument("--dataset", default="mnist", metavar="NAME", help=f"one of {', '.join(DATASETS)} (default: mnist)")
+    p.add_argument("--out", type=Path, metavar="PNG", help="write a grid of sample images per class to this PNG")
+    _data_dir_arg(p)
+
+    p = sub.add_parser("predict", help="classify your own digit images (files or folders)",
+                       description="Classify image files (PNG, JPEG, BMP, GIF, WebP, TIFF; any size; dark-on-light or "
+                                   "light-on-dark). Each picture is turned into an MNIST-style 28x28 input first. "
+                                   "Exit status 2 if any file could not be read.")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("images", type=Path, nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders of images")
+    p.add_argument("--json", action="store_true", help="print one JSON array, one object per image")
+    p.add_argument("--top", type=_positive, default=3, metavar="K", help="show the K most likely digits (default: 3)")
+    p.add_argument("--min-confidence", type=_fraction, metavar="P",
+                   help="flag predictions less confident than P (default: chosen by measurement, see docs)")
+    p.add_argument("--save-preprocessed", type=Path, metavar="DIR", help="write the 28x28 images the model saw here")
+    p.add_argument("--allow-partial", action="store_true", help="use a run whose training did not finish")
+
+    p = sub.add_parser("serve", help="start the draw-a-digit web app",
+                       description="Serve a web page to draw or upload a digit and see the model's prediction, and a "
+                                   "JSON API (POST /api/predict, GET /api/health, GET /api/model).")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--allow-partial", action="store_true", help="use a run whose training did not finish")
+    return parser
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .training import train
+
+    _quiet_backend()
+    run = train(args.recipe, args.dataset, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                limit=args.limit, out=args.out, data_dir=args.data_dir, ensemble=args.ensemble, force=args.force)
+    m = run.metrics
+    print(f"test loss {m['test_loss']:.4f}  test accuracy {m['test_accuracy']:.2%}  "
+          f"training time {m['train_seconds']:.1f} s  ({m['images_per_second']:.0f} images/s)")
+    print(f"run directory: {run.path}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import metrics as M
+    from .evaluation import evaluate_run
+
+    _quiet_backend()
+    result = evaluate_run(args.run_dir, data_dir=args.data_dir)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    if result["status"] != "complete":
+        print(f"warning: training of this run did not finish (status {result['status']!r})")
+    print(f"run {args.run_dir}: recipe {result['recipe']} on {result['dataset']}")
+    print(f"test accuracy {result['test_accuracy']:.2%}  test loss {result['test_loss']:.4f}  "
+          f"({result['test_images']} test images)")
+    print(M.format_report(result["per_class"]))
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from .runs import load_run
+
+    _quiet_backend()
+    run = load_run(args.run_dir)
+    model = run.model
+    model.summary(print_fn=lambda line, **_: print(line))
+    trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
+    total = int(model.count_params())
+    print(f"parameters: {total:,} total, {trainable:,} trainable, {total - trainable:,} non-trainable")
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .data import load_dataset
+
+    data = load_dataset(args.dataset, args.data_dir)
+    print(f"{data.spec.name}: found in {data.directory} ({data.source})")
+    for split, x, y in [("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)]:
+        counts = np.bincount(y, minlength=len(data.spec.class_names))
+        print(f"  {split}: images {x.shape} {x.dtype}, labels {y.shape} {y.dtype}, pixel range {x.min()}..{x.max()}")
+        print("    label counts: " + "  ".join(f"{n}={c}" for n, c in zip(data.spec.class_names, counts)))
+    for name, digest in data.sha256.items():
+        print(f"  {name}: sha256 {digest} OK")
+    if args.out:
+        from .plots import sample_grid
+
+        sample_grid(data.x_train, data.y_train, data.spec.class_names, args.out)
+        print(f"sample grid: {args.out}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import format_table, predict_paths
+
+    _quiet_backend()
+    records = predict_paths(args.run_dir, args.images, top=args.top, min_confidence=args.min_confidence,
+                            save_preprocessed=args.save_preprocessed, allow_partial=args.allow_partial)
+    print(json.dumps(records, indent=2) if args.json else format_table(records))
+    unreadable = [r for r in records if r.get("error") and not r.get("no_digit")]
+    for r in unreadable:
+        if not args.json:
+            print(f"mnistlab: error: {r['error']}", file=sys.stderr)
+    return 2 if unreadable else 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    _quiet_backend()
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
+    serve(args.run_dir, host=args.host, port=args.port, allow_partial=args.allow_partial)
+    return 0
+
+
+COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "summary": _cmd_summary, "data": _cmd_data,
+            "predict": _cmd_predict, "serve": _cmd_serve}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except MnistlabError as exc:
+        print(f"mnistlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mnistlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

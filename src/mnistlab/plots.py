@@ -1,0 +1,152 @@
+"""Every figure the project draws (matplotlib with the Agg backend; files written atomically)."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .fsutil import atomic_path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    plt = _pyplot()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def history_curves(history: dict[str, Sequence[float]], path: str | os.PathLike, title: str = "") -> Path:
+    """Accuracy and loss per epoch, training and (where recorded) validation."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key in zip(axes, ["accuracy", "loss"]):
+        for name, style in [(key, "o-"), (f"val_{key}", "s--")]:
+            values = history.get(name)
+            if values:
+                epochs = np.arange(1, len(values) + 1)
+                ax.plot(epochs, values, style, label="validation" if name.startswith("val_") else "training")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.set_title(f"{title} {key}".strip())
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    return _save(fig, path)
+
+
+def _image_grid(count: int, cols: int):
+    plt = _pyplot()
+    rows = max(1, math.ceil(count / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.4, rows * 1.6))
+    axes = np.atleast_1d(axes).ravel()
+    for ax in axes:
+        ax.axis("off")
+    return fig, axes
+
+
+def prediction_grid(
+    images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str],
+    path: str | os.PathLike, count: int = 36,
+) -> Path:
+    """Test images with predicted and true labels; wrong predictions in red."""
+    count = min(count, len(images))
+    fig, axes = _image_grid(count, cols=6)
+    for ax, img, t, p in zip(axes, images[:count], y_true[:count], y_pred[:count]):
+        ax.imshow(img, cmap="gray_r")
+        wrong = t != p
+        ax.set_title(f"pred {class_names[p]}\ntrue {class_names[t]}", fontsize=8, color="red" if wrong else "black")
+        if wrong:
+            for spine in ax.spines.values():
+                spine.set(visible=True, color="red", linewidth=2)
+            ax.axis("on")
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle("Test predictions (wrong ones in red)")
+    return _save(fig, path)
+
+
+def confusion_matrix_plot(cm: np.ndarray, class_names: Sequence[str], path: str | os.PathLike) -> Path:
+    """The confusion matrix as a heat map with counts; rows are the true label."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    # Log colour scale: the diagonal holds ~1000 per class and would wash out the mistakes.
+    ax.imshow(np.log1p(cm), cmap="Blues")
+    n = len(class_names)
+    for i in range(n):
+        for j in range(n):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if i == j else ("darkred" if cm[i, j] else "black"))
+    ax.set_xticks(range(n), class_names, rotation=45 if max(map(len, class_names)) > 2 else 0, ha="right")
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"Confusion matrix ({int(np.trace(cm))}/{int(cm.sum())} correct)")
+    return _save(fig, path)
+
+
+def confident_mistakes(
+    images: np.ndarray, y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str],
+    path: str | os.PathLike, count: int = 24,
+) -> Path:
+    """The wrongly classified test images the model was most sure of."""
+    y_pred = proba.argmax(axis=1)
+    wrong = np.flatnonzero(y_pred != y_true)
+    order = wrong[np.argsort(-proba[wrong, y_pred[wrong]], kind="stable")][:count]
+    fig, axes = _image_grid(max(len(order), 1), cols=6)
+    for ax, i in zip(axes, order):
+        ax.imshow(images[i], cmap="gray_r")
+        ax.set_title(f"pred {class_names[y_pred[i]]} {proba[i, y_pred[i]]:.0%}\ntrue {class_names[y_true[i]]}",
+                     fontsize=8, color="red")
+    if not len(order):
+        axes[0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
+    fig.suptitle(f"Most confident mistakes ({len(wrong)} wrong in all)")
+    return _save(fig, path)
+
+
+def sample_grid(
+    images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], path: str | os.PathLike, per_class: int = 10,
+) -> Path:
+    """A grid with one row of sample images per class."""
+    plt = _pyplot()
+    n = len(class_names)
+    fig, axes = plt.subplots(n, per_class, figsize=(per_class * 0.9, n * 0.95))
+    for c in range(n):
+        idx = np.flatnonzero(labels == c)[:per_class]
+        for k in range(per_class):
+            ax = axes[c, k]
+            ax.axis("off")
+            if k < len(idx):
+                ax.imshow(images[idx[k]], cmap="gray_r")
+        axes[c, 0].text(-4, 14, class_names[c], ha="right", va="center", fontsize=9)
+    fig.suptitle("Samples per class")
+    return _save(fig, path)
+
+
+def architecture(model: Any, path: str | os.PathLike) -> Path | None:
+    """The network drawn as a graph with keras.utils.plot_model; None (with a reason) if Graphviz is missing."""
+    if shutil.which("dot") is None:
+        raise FileNotFoundError("Graphviz's 'dot' program is not installed (Debian: apt-get install graphviz)")
+    import keras
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        keras.utils.plot_model(model, to_file=str(tmp), show_shapes=True, show_layer_names=True,
+                               show_layer_activations=True, dpi=80)
+    return path
