@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train K models (seeds N, N+1, ...) and save one model averaging their probabilities")
     p.add_argument("--out", type=Path, metavar="RUN_DIR", help="run directory to create (default: runs/<recipe>-<timestamp>)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it already holds files")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="continue an interrupted run from its last saved epoch (its own settings are used)")
     _data_dir_arg(p)
 
     p = sub.add_parser("evaluate", help="re-evaluate a run's model on the test set",
@@ -141,7 +143,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     _quiet_backend()
     run = train(args.recipe, args.dataset, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                limit=args.limit, out=args.out, data_dir=args.data_dir, ensemble=args.ensemble, force=args.force)
+                limit=args.limit, out=args.out, data_dir=args.data_dir, ensemble=args.ensemble, force=args.force,
+                resume=args.resume)
     m = run.metrics
     print(f"test loss {m['test_loss']:.4f}  test accuracy {m['test_accuracy']:.2%}  "
           f"training time {m['train_seconds']:.1f} s  ({m['images_per_second']:.0f} images/s)")

@@ -48,12 +48,14 @@ class Run:
     path: Path
     metrics: dict[str, Any]
     _model: Any = field(default=None, repr=False)
+    model_file: Path | None = None  # default: path / model.keras
+
 
     @property
     def model(self) -> Any:
         """The Keras model, loaded once (safe mode: a .keras file can never run arbitrary code)."""
         if self._model is None:
-            self._model = load_model(self.path / MODEL_FILE)
+            self._model = load_model(self.model_file or self.path / MODEL_FILE)
         return self._model
 
     @property
@@ -155,6 +157,18 @@ def load_run(path: str | Path, *, allow_partial: bool = True) -> Run:
             f"{path}: training did not finish (status {metrics.get('status')!r}); "
             "resume it with `mnistlab train --resume` or pass --allow-partial"
         )
-    if not (path / MODEL_FILE).is_file():
+    if not run.complete and not (path / MODEL_FILE).is_file():
+        run.model_file = _checkpoint_model(path)
+    elif not (path / MODEL_FILE).is_file():
         raise RunError(f"{path}: {MODEL_FILE} missing; the run is incomplete or damaged")
     return run
+
+
+def _checkpoint_model(path: Path) -> Path:
+    """The model saved after the last finished epoch of an unfinished run."""
+    state = path / "checkpoint" / "state.json"
+    try:
+        members = json.loads(state.read_text(encoding="utf-8"))["members"]
+        return path / "checkpoint" / members[-1]["model"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        raise RunError(f"{path}: training did not finish and no epoch was saved; nothing to load") from None
