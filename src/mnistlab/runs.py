@@ -78,7 +78,9 @@ class Run:
         x = to_model_input(model, images)
         if len(x) <= 256:
             # A direct call skips model.predict's per-call set-up, which dominates for a few images.
-            out = model(x, training=False)
+            import keras
+
+            out = keras.ops.convert_to_numpy(model(x, training=False))
         else:
             out = model.predict(x, batch_size=batch_size, verbose=0)
         return np.asarray(out, dtype=np.float32)

@@ -191,10 +191,8 @@ def _ensemble(members: list[Any], recipe: Recipe) -> Any:
     for i, m in enumerate(members):
         m.name = f"member_{i + 1}"
     outputs = keras.layers.Average(name="average")([m(inputs) for m in members])
-    model = keras.Model(inputs, outputs, name=f"{recipe.name}_ensemble_{len(members)}")
-    loss = "categorical_crossentropy" if recipe.one_hot else "sparse_categorical_crossentropy"
-    model.compile(loss=loss, metrics=["accuracy"])
-    return model
+    # Left uncompiled: it is never trained, and evaluation works from its probabilities.
+    return keras.Model(inputs, outputs, name=f"{recipe.name}_ensemble_{len(members)}")
 
 
 def _write_history(path: Path, histories: list[dict[str, list[float]]]) -> None:
