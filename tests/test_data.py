@@ -230,8 +230,8 @@ def test_registry_describes_mnist_and_fashion_mnist():
     assert mnist.class_names == tuple("0123456789")
     assert fashion.class_names[0] == "T-shirt/top" and fashion.class_names[9] == "Ankle boot"
     assert len(fashion.class_names) == 10
-    assert [f.filename for f in mnist.files.values()] == [
-        "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    assert [f.filename for f in mnist.files.values()] == ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                                                          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
     assert mnist.files["train_images"].shape == (60000, 28, 28) and mnist.files["test_labels"].shape == (10000,)
     assert mnist.files["train_images"].names == ("train-images-idx3-ubyte", "train-images-idx3-ubyte.gz")
     assert mnist.mirrors[0] == "https://ossci-datasets.s3.amazonaws.com/mnist/"
@@ -248,7 +248,8 @@ def test_load_data_reads_real_mnist_like_keras():
     t0 = time.perf_counter()
     (x_train, y_train), (x_test, y_test) = load_data("mnist", MNIST_DIR.parent)
     took = time.perf_counter() - t0
-    assert (x_train.shape, y_train.shape, x_test.shape, y_test.shape) == ((60000, 28, 28), (60000,), (10000, 28, 28), (10000,))
+    assert (x_train.shape, y_train.shape) == ((60000, 28, 28), (60000,))
+    assert (x_test.shape, y_test.shape) == ((10000, 28, 28), (10000,))
     assert {a.dtype for a in (x_train, y_train, x_test, y_test)} == {np.dtype(np.uint8)}
     assert np.bincount(y_train).tolist() == MNIST_TRAIN_COUNTS
     assert np.bincount(y_test).tolist() == MNIST_TEST_COUNTS
@@ -315,8 +316,9 @@ def test_search_order_data_dir_env_cache_system(tiny, tmp_path, monkeypatch):
     with pytest.raises(DataError) as info:
         load_dataset("tiny", download=False)
     assert one_line(info.value) == (
-        f"tiny: not found in {cache} or {system}, and downloading is off; put the IDX files (train-images-idx3-ubyte.gz, "
-        "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in one of those folders")
+        f"tiny: not found in {cache} or {system}, and downloading is off; put the IDX files "
+        "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+        "t10k-labels-idx1-ubyte.gz) in one of those folders")
 
 
 def test_roots_without_this_dataset_are_passed_over(tiny, tmp_path, monkeypatch):
@@ -440,13 +442,13 @@ def test_download_falls_through_every_kind_of_bad_mirror(tiny, monkeypatch, caps
         assert len(server.requests) == served
 
 
-def test_a_silent_mirror_times_out_and_the_next_is_used(tiny):
+def test_a_silent_mirror_times_out_and_the_next_is_used(tiny, capsys):
     with MirrorServer() as server, silent_port_url() as silent:
-        t0 = time.perf_counter()
         data = load_dataset("tiny", mirrors=[silent, server.mirror("good", tiny.gz)], timeout=0.5)
-        assert time.perf_counter() - t0 < 10
     assert data.source == "download"
     tiny.check(data)
+    # Waited for once, then skipped for the other three files instead of costing a timeout each.
+    assert capsys.readouterr().err.count("no answer within 0.5 s") == 1
 
 
 def test_a_mirror_serving_uncompressed_files_is_stored_uncompressed(tiny):
@@ -472,7 +474,7 @@ def test_all_mirrors_failing_says_where_to_put_the_files(tiny, tmp_path):
     assert f"{missing}train-images-idx3-ubyte.gz: HTTP 404 Not Found)" in message
     assert message.endswith("; put the IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
                             "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in one of those folders")
-    assert not cache.exists() or list(cache.iterdir()) == []
+    assert not cache.exists()  # neither a partial file nor an empty folder left behind
 
 
 def test_an_interrupted_download_resumes_in_the_cache(tiny):
@@ -492,7 +494,7 @@ def test_mirrors_must_be_urls(tiny, monkeypatch):
         load_dataset("tiny")
 
 
-def test_download_real_mnist_from_a_local_mirror(monkeypatch):
+def test_download_real_mnist_from_a_local_mirror(capsys):
     spec = get_spec("mnist")
     files = {f.filename: (MNIST_DIR / f.filename).read_bytes() for f in spec.files.values()}
     with MirrorServer() as server:
@@ -505,4 +507,5 @@ def test_download_real_mnist_from_a_local_mirror(monkeypatch):
     assert np.bincount(data.y_train).tolist() == MNIST_TRAIN_COUNTS
     assert np.bincount(data.y_test).tolist() == MNIST_TEST_COUNTS
     assert all((cache / name).read_bytes() == body for name, body in files.items())
+    assert capsys.readouterr().err.count("Connection refused") == 1
     print(f"download + load of MNIST from 127.0.0.1 took {took:.2f} s")

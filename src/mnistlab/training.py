@@ -152,7 +152,8 @@ class Checkpoint:
         name = f"member{member}-epoch{epoch:04d}.keras"
         with atomic_path(self.dir / name) as tmp:
             model.save(tmp)
-        self.current = {"member": member, "epoch": epoch, "model": name, "history": history, "seconds": seconds}
+        self.current = {"member": member, "epoch": epoch, "model": name, "history": history, "seconds": seconds,
+                        "rng": [g.state.numpy().tolist() for g in _seed_generators(model)]}
         write_json(self.state_file, {"members": self.finished + [self.current]})
         keep = {m["model"] for m in self.finished} | {name}
         for old in self.dir.glob("member*-epoch*.keras"):
@@ -174,14 +175,28 @@ class Checkpoint:
             raise RunError(f"{self.state_file}: unreadable checkpoint ({exc})") from exc
 
     def load_model(self, state: dict) -> Any:
-        """The checkpointed model (compiled, with its optimizer state)."""
-        return runs.load_model(self.dir / state["model"])
+        """The checkpointed model (compiled, with its optimizer state and RNG state)."""
+        model = runs.load_model(self.dir / state["model"])
+        generators = _seed_generators(model)
+        if len(generators) == len(state.get("rng", [])):
+            for g, value in zip(generators, state["rng"]):
+                g.state.assign(np.asarray(value, dtype=g.state.dtype))
+        return model
 
     def remove(self) -> None:
         """Delete the checkpoint once the run is complete."""
         import shutil
 
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _seed_generators(model: Any) -> list[Any]:
+    """The RNGs of dropout and augmentation layers, in layer order.
+
+    A .keras file does not hold their state, so the checkpoint records it; without it a resumed run
+    would draw different dropout masks than the uninterrupted one.
+    """
+    return [g for layer in model._flatten_layers() for g in getattr(layer, "_seed_generators", [])]
 
 
 def _ensemble(members: list[Any], recipe: Recipe) -> Any:

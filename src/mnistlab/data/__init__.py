@@ -1,7 +1,7 @@
 """Loading MNIST-like datasets: find the IDX files (or download them), verify their checksums, parse them.
 
 `load_data` returns what keras.datasets.mnist.load_data() returns; `load_dataset` also says where the
-files were found and what their checksums are. See `locate` for the search order.
+files were found and what their checksums are. The search order is in mnistlab.data.locate.
 """
 
 from __future__ import annotations

@@ -102,7 +102,8 @@ def parse_idx(data: bytes, where: str | os.PathLike = "<bytes>", *, compressed: 
                         f"two zero bytes{hint}")
     code, ndim = data[2], data[3]
     if code not in DTYPES:
-        raise DataError(f"{where}: unknown IDX data type code 0x{code:02X} in the magic number; expected one of {_TABLE}")
+        raise DataError(f"{where}: unknown IDX data type code 0x{code:02X} in the magic number; "
+                        f"expected one of {_TABLE}")
     if not 1 <= ndim <= MAX_DIMS:
         raise DataError(f"{where}: IDX header declares {ndim} dimensions; expected 1 to {MAX_DIMS}")
     header = 4 + 4 * ndim

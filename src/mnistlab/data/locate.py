@@ -19,6 +19,7 @@ place. A mirror that is down, answers with an error or serves a corrupt file is 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -77,6 +78,10 @@ class DownloadError(DataError):
 class _MirrorFailed(Exception):
     """One mirror could not supply one file; the message is the reason."""
 
+    def __init__(self, reason: str, *, unreachable: bool = False) -> None:
+        super().__init__(reason)
+        self.unreachable = unreachable  # refused or timed out: no use asking it for the other files
+
 
 def cache_root() -> Path:
     """The user cache folder for mnistlab (XDG-aware on Linux); holds one folder per dataset."""
@@ -134,7 +139,8 @@ def mirror_list(spec: DatasetSpec, mirrors: Sequence[str] | None = None) -> list
 
 
 def locate_dataset(spec: DatasetSpec, data_dir: str | os.PathLike | None = None, *, download: bool = True,
-           mirrors: Sequence[str] | None = None, timeout: float = DEFAULT_TIMEOUT, progress: bool = True) -> Location:
+                   mirrors: Sequence[str] | None = None, timeout: float = DEFAULT_TIMEOUT,
+                   progress: bool = True) -> Location:
     """Find a dataset's files along the search path (see the module docstring), downloading them if allowed."""
     places = search_path(spec, data_dir)
     for source, directory in places:
@@ -151,7 +157,8 @@ def locate_dataset(spec: DatasetSpec, data_dir: str | os.PathLike | None = None,
                 raise DataError(f"{spec.name}: {directory} ({_LABELS[source]}) lacks {_names(spec, missing)} "
                                 f"and {e.detail}; put the missing files there") from None
             return Location("download", directory, found | {r: f.path for r, f in fetched.items()}, fetched)
-        raise DataError(f"{spec.name}: {directory} ({_LABELS[source]}) holds {', '.join(p.name for p in found.values())} "
+        held = ", ".join(p.name for p in found.values())
+        raise DataError(f"{spec.name}: {directory} ({_LABELS[source]}) holds {held} "
                         f"but not {_names(spec, missing)} (.gz or uncompressed); a dataset folder must hold all "
                         f"{len(ROLES)} files: add the missing ones or remove the folder")
 
@@ -186,21 +193,39 @@ def download(spec: DatasetSpec, directory: str | os.PathLike, *, roles: Sequence
 def _download(spec: DatasetSpec, directory: Path, roles: Sequence[str], mirrors: Sequence[str] | None,
               timeout: float, progress: bool) -> dict[str, Fetched]:
     bases = mirror_list(spec, mirrors)
+    created = not directory.exists()
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DownloadError(spec, f"cannot create the download folder {directory} ({e.strerror or e})") from None
+    try:
+        return _download_each(spec, directory, roles, bases, timeout, progress)
+    except DownloadError:
+        if created:
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only if still empty: files already verified stay for the next try
+        raise
+
+
+def _download_each(spec: DatasetSpec, directory: Path, roles: Sequence[str], bases: list[str], timeout: float,
+                   progress: bool) -> dict[str, Fetched]:
     fetched = {}
+    unreachable: dict[str, str] = {}  # base URL -> why; a down mirror would cost a timeout for every file
     for role in roles:
         fspec = spec.files[role]
         reasons = []
         for base in bases:
             url = base.rstrip("/") + "/" + fspec.filename
+            if base in unreachable:
+                reasons.append(f"{url}: skipped, {unreachable[base]} for an earlier file")
+                continue
             try:
                 fetched[role] = _fetch(url, fspec.filename, fspec.sha256, directory, timeout, progress)
                 break
             except _MirrorFailed as e:
                 reasons.append(f"{url}: {e}")
+                if e.unreachable:
+                    unreachable[base] = str(e)
                 if progress:
                     print(f"mnistlab: {url}: {e}", file=sys.stderr)
         else:
@@ -259,10 +284,11 @@ def _stream(url: str, out: BinaryIO, filename: str, timeout: float, progress: bo
     except urllib.error.HTTPError as e:
         raise _MirrorFailed(f"HTTP {e.code} {e.reason}") from None
     except urllib.error.URLError as e:
+        # URLError (other than HTTPError) comes from opening the connection: DNS, refused, unreachable, timeout.
         if isinstance(e.reason, TimeoutError):
-            raise _MirrorFailed(f"no answer within {timeout:g} s") from None
-        raise _MirrorFailed(str(e.reason)) from None
+            raise _MirrorFailed(f"no answer within {timeout:g} s", unreachable=True) from None
+        raise _MirrorFailed(str(e.reason), unreachable=True) from None
     except TimeoutError:
-        raise _MirrorFailed(f"no answer within {timeout:g} s") from None
+        raise _MirrorFailed(f"no answer within {timeout:g} s", unreachable=True) from None
     except (OSError, http.client.HTTPException, ValueError) as e:
         raise _MirrorFailed(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from None

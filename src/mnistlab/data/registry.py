@@ -38,7 +38,8 @@ class DatasetSpec:
 
     def __post_init__(self) -> None:
         if set(self.files) != set(ROLES):
-            raise ValueError(f"dataset {self.name!r}: files must have exactly the roles {ROLES}, got {tuple(self.files)}")
+            raise ValueError(f"dataset {self.name!r}: files must have exactly the roles {ROLES}, "
+                             f"got {tuple(self.files)}")
         # Read-only and in ROLES order, so iterating a spec's files is the same everywhere.
         object.__setattr__(self, "files", MappingProxyType({role: self.files[role] for role in ROLES}))
         object.__setattr__(self, "class_names", tuple(self.class_names))
