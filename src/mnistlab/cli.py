@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+import tempfile
 from pathlib import Path
 
 from .errors import MnistlabError, UsageError
@@ -53,9 +55,27 @@ def _fraction(text: str) -> float:
     return value
 
 
+_STARTUP_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)|I\d{4} [\d:.]+ +\d+ \S+\] )")
+
+
 def _quiet_backend() -> None:
-    # TensorFlow's C++ start-up chatter is noise to a user; real errors still surface as exceptions.
+    """Import Keras and its backend with their C++ start-up chatter dropped; anything else is still shown."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "keras" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)  # the chatter comes from C++, below Python's sys.stderr
+        try:
+            import keras  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True):
+                if not _STARTUP_NOISE.match(line):
+                    sys.stderr.write(line)
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
