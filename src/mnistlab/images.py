@@ -1,0 +1,592 @@
+"""Turning a user's picture of a digit into an MNIST-style 28x28 input.
+
+MNIST's digits were made by scanning pen-written digits, size-normalising each binary digit to fit a 20x20
+box (keeping its aspect ratio, anti-aliased, hence grey levels) and centring it by its centre of mass in a
+28x28 field, bright ink on a dark background. `preprocess` repeats that for a photo, a scan or a canvas
+drawing:
+
+1. Load and flatten (`load_image`): any Pillow format (first frame of an animation), EXIF rotation applied,
+   every mode turned into grey or RGB; transparency is composited onto white when the visible pixels are
+   dark and onto black when they are bright, so strokes drawn on a transparent canvas stay visible.
+   Oversized images are refused from the header, before any pixel is decoded.
+2. Grey levels (ITU-R 601 luma), scaled to [0, 1]; images larger than `WORK_SIZE` are reduced first
+   (JPEG files are even decoded at a reduced scale), which keeps a 12-megapixel photo fast.
+3. Polarity: the background is the border's median level; the ink is the side whose extreme pixels stray
+   furthest from it. From here on the image is "ink-positive" (ink bright, paper dark).
+4. Paper background: a grey opening (a minimum then a maximum filter) on a coarse grid of cell means,
+   upsampled bilinearly, estimates the paper's level everywhere, following gradients and soft shadows
+   but not strokes; its window is about five stroke widths, the stroke width measured on a first pass.
+   The ink strength is the stroke's contrast relative to the paper (a division, so a digit in a shadow
+   is as strong as one in the light). Small images (up to 64 px) get a constant background.
+5. Ink: a light smoothing (noise, JPEG artefacts), then Otsu's threshold. Too little contrast over the
+   noise means there is no digit (`NoDigitError`). Connected components much smaller than the largest,
+   or far from it, are specks and are dropped.
+6. Crop to the ink's bounding box; grey levels are kept (a ramp from the noise floor to the typical
+   stroke level, so strokes saturate like MNIST's and their edges stay anti-aliased). A digit that is
+   small inside a large image is cut out of the full-resolution image and processed again.
+7. Thin strokes (a pen photographed from afar) are thickened to MNIST's typical stroke width relative
+   to the digit's size; MNIST's pens drew about 1/8 of the digit's height.
+8. Scale the longer side to 20 px (area averaging when shrinking), then place the digit in a 28x28 frame
+   with its centre of mass at MNIST's mean position (14, 14).
+
+An image that is already a 28x28 MNIST-style digit passes through essentially unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps
+
+from .errors import ImageError, NoDigitError
+
+MAX_PIXELS = 40_000_000
+FRAME = 28  # MNIST's field
+BOX = 20  # MNIST's size-normalisation box (longer side)
+CENTRE = 14.0  # where MNIST's centre of mass lies, in row/column index units (measured mean 13.99, 14.01)
+WORK_SIZE = 384  # longer side of the image the analysis runs on
+SMALL = 64  # images up to this size have no uneven lighting worth modelling
+MIN_CONTRAST = 0.08  # ink must be at least this much darker (relative) than the paper
+MIN_SNR = 4.0  # ... and this many noise standard deviations
+SPECK_FRACTION = 0.04  # a component below this fraction of the largest one's area is a speck
+NEAR_FRACTION = 0.3  # a component further than this fraction of the digit's size from it is not part of it...
+GROWTH = 1.15  # ... unless taking it in grows the digit's box by at most this factor
+BORDER_FRACTION = 0.3  # a component running along more than this fraction of a side is the picture's edge
+POLARITY_MARGIN = 0.1  # grey-level deviations smaller than this (lighting, texture) do not vote on polarity
+WINDOWS = (0.5, 0.3, 0.18, 0.1)  # background windows tried, as fractions of the picture's shorter side
+TARGET_STROKE = 0.11  # MNIST's typical stroke width over its digit's longer side, measured on the test set
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+_RESAMPLE = Image.Resampling
+
+
+# ----------------------------------------------------------------------------------------------------- loading
+
+
+def load_image(source: Any, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Read a picture (path, bytes, file-like, PIL image or NumPy array) as an 'L' or 'RGB' PIL image."""
+    if isinstance(source, Image.Image):
+        _check_size(source.size, "image", max_pixels)
+        return _flatten(source, "image")
+    if isinstance(source, np.ndarray):
+        return _array_to_image(source, max_pixels)
+    return _open(source, max_pixels)
+
+
+def _describe(source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{len(source)} bytes>"
+    name = getattr(source, "name", None)
+    return str(name) if isinstance(name, (str, os.PathLike)) else f"<{type(source).__name__}>"
+
+
+def _open(source: Any, max_pixels: int, draft: int | None = None) -> Image.Image:
+    """Open, size-check, decode and flatten one image; `draft` lets JPEG decode at a reduced scale."""
+    name = _describe(source)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            raise ImageError(f"{path}: is a directory, not an image file")
+        try:
+            with open(path, "rb") as fp:
+                if os.fstat(fp.fileno()).st_size == 0:
+                    raise ImageError(f"{path}: empty file (0 bytes), not an image")
+                return _decode(fp, name, max_pixels, draft)
+        except OSError as e:
+            raise ImageError(f"{path}: cannot read: {e.strerror or e}") from None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise ImageError("<0 bytes>: empty input, not an image")
+        return _decode(io.BytesIO(bytes(source)), name, max_pixels, draft)
+    if hasattr(source, "read"):
+        return _decode(source, name, max_pixels, draft)
+    raise ImageError(f"cannot read an image from a {type(source).__name__}; give a path, bytes, a file object, "
+                     "a PIL image or a NumPy array")
+
+
+def _decode(fp: Any, name: str, max_pixels: int, draft: int | None) -> Image.Image:
+    # PIL's own limits would warn or raise at sizes we decide on ourselves; the check below is ours.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(fp)
+        except Image.DecompressionBombError:
+            raise ImageError(f"{name}: image too large (over {max_pixels:,} pixels); resize it first") from None
+        except Image.UnidentifiedImageError:
+            raise ImageError(f"{name}: not an image Pillow can read (PNG, JPEG, BMP, GIF, WebP, TIFF, ...)") from None
+        except Exception as e:  # Pillow raises many types for a damaged header; all mean the same to a user.
+            raise ImageError(f"{name}: cannot read the image: {_reason(e)}") from None
+        with im:
+            _check_size(im.size, name, max_pixels)
+            try:
+                if draft and im.format == "JPEG":
+                    # Decode at 1/2, 1/4 or 1/8 scale when that still leaves `draft` pixels on the longer side.
+                    scale = max(im.size) / draft
+                    if scale >= 2:
+                        im.draft(im.mode if im.mode in ("L", "RGB") else "RGB",
+                                 (int(im.width / scale), int(im.height / scale)))
+                im.load()
+                im = ImageOps.exif_transpose(im)
+            except ImageError:
+                raise
+            except Exception as e:  # truncated data, bad chunks, unsupported codec options, ...
+                raise ImageError(f"{name}: cannot decode the image: {_reason(e)}") from None
+            return _flatten(im, name)
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text[:200]
+
+
+def _check_size(size: tuple[int, int], name: str, max_pixels: int) -> None:
+    w, h = size
+    if w < 1 or h < 1:
+        raise ImageError(f"{name}: image has no pixels ({w}x{h})")
+    if w * h > max_pixels:
+        raise ImageError(f"{name}: image too large ({w}x{h} = {w * h:,} pixels, the limit is {max_pixels:,}); "
+                         "resize it first")
+
+
+def _flatten(im: Image.Image, name: str) -> Image.Image:
+    """Any mode -> 'L' or 'RGB', with transparency composited onto a backdrop that contrasts with the ink."""
+    mode = im.mode
+    try:
+        if mode in ("L", "RGB"):
+            return im
+        if mode == "1":
+            return im.convert("L")
+        if mode.startswith("I") or mode == "F":
+            return Image.fromarray(_wide_to_uint8(np.asarray(im), mode), "L")
+        if mode == "P":
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        elif mode in ("PA", "RGBa", "RGBA", "La", "LA"):
+            im = im.convert("LA" if mode in ("La", "LA") else "RGBA")
+        elif mode != "RGB":
+            im = im.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX
+    except ImageError:
+        raise
+    except Exception as e:
+        raise ImageError(f"{name}: cannot convert {mode} pixels: {_reason(e)}") from None
+    if im.mode in ("RGBA", "LA"):
+        arr = np.asarray(im)
+        return Image.fromarray(_composite(arr[..., :-1], arr[..., -1]), "L" if im.mode == "LA" else "RGB")
+    return im
+
+
+def _wide_to_uint8(a: np.ndarray, mode: str) -> np.ndarray:
+    """16/32-bit integer or float grey levels -> uint8: 16-bit modes by their range, others by their values."""
+    a = a.astype(np.float64)
+    if mode.startswith("I;16"):
+        scale = 65535.0
+    elif mode == "F":
+        finite = a[np.isfinite(a)]
+        top = float(finite.max()) if finite.size else 0.0
+        scale = 1.0 if top <= 1.0 else 255.0 if top <= 255.0 else top
+        a = np.nan_to_num(a, nan=0.0, posinf=scale, neginf=0.0)
+    else:  # 'I': 32-bit ints; PNG stores 16-bit grey this way in older Pillow
+        top = float(a.max()) if a.size else 0.0
+        scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else top
+    return np.clip(np.rint(a / scale * 255.0), 0, 255).astype(np.uint8)
+
+
+def _composite(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Blend `colour` (H, W[, C] uint8) over white or black, whichever contrasts with the visible pixels."""
+    a = alpha.astype(np.float32) / 255.0
+    if a.ndim == colour.ndim - 1:
+        a3 = a[..., None]
+    else:
+        a3 = a
+    if a.min() >= 1.0:
+        return colour.squeeze(-1) if colour.ndim == 3 and colour.shape[-1] == 1 else colour
+    c = colour.astype(np.float32)
+    luma = c @ LUMA if c.ndim == 3 and c.shape[-1] == 3 else c.reshape(a.shape)
+    weight = float(a.sum())
+    ink_level = float((luma * a).sum() / weight) if weight > 0 else 0.0
+    backdrop = 255.0 if ink_level < 128.0 else 0.0
+    out = c * a3 + backdrop * (1.0 - a3)
+    out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return out.squeeze(-1) if out.ndim == 3 and out.shape[-1] == 1 else out
+
+
+def _array_to_image(a: np.ndarray, max_pixels: int) -> Image.Image:
+    """A 2-D grey or HxWx{1,3,4} array (uint8, bool, other ints in 0..255, uint16, floats in [0, 1]) -> PIL."""
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[-1] in (3, 4))):
+        raise ImageError(f"array of shape {a.shape} is not an image: give (H, W) grey or (H, W, 3|4) colour")
+    _check_size((a.shape[1], a.shape[0]), f"array {a.shape}", max_pixels)
+    if a.dtype == np.uint8:
+        u8 = a
+    elif a.dtype == np.bool_:
+        u8 = a.astype(np.uint8) * 255
+    elif a.dtype == np.uint16:
+        u8 = np.rint(a / 257.0).astype(np.uint8)
+    elif np.issubdtype(a.dtype, np.integer):
+        if a.min() < 0 or a.max() > 255:
+            raise ImageError(f"array of {a.dtype} holds values {a.min()}..{a.max()}; expected 0..255 (or uint16)")
+        u8 = a.astype(np.uint8)
+    elif np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise ImageError(f"array of shape {a.shape} holds NaN or infinite values")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0 or hi > 255:
+            raise ImageError(f"float array holds values {lo:g}..{hi:g}; expected [0, 1] (or 0..255)")
+        u8 = np.rint(a * (255.0 if hi <= 1.0 else 1.0)).astype(np.uint8)
+    else:
+        raise ImageError(f"array of dtype {a.dtype} is not an image; use uint8 or floats in [0, 1]")
+    if a.ndim == 2:
+        return Image.fromarray(np.ascontiguousarray(u8), "L")
+    if u8.shape[-1] == 4:
+        return Image.fromarray(_composite(u8[..., :3], u8[..., 3]), "RGB")
+    return Image.fromarray(np.ascontiguousarray(u8), "RGB")
+
+
+def _float_grey(source: Any, max_pixels: int) -> np.ndarray:
+    """Any accepted source as a float32 grey array in [0, 1], keeping a float array's precision."""
+    if isinstance(source, np.ndarray) and source.ndim == 2 and np.issubdtype(source.dtype, np.floating):
+        _check_size((source.shape[1], source.shape[0]), f"array {source.shape}", max_pixels)
+        if not np.isfinite(source).all():
+            raise ImageError(f"array of shape {source.shape} holds NaN or infinite values")
+        lo, hi = float(source.min()), float(source.max())
+        if lo < 0 or hi > 255:
+            raise ImageError(f"float array holds values {lo:g}..{hi:g}; expected [0, 1] (or 0..255)")
+        return (source / (255.0 if hi > 1.0 else 1.0)).astype(np.float32)
+    if isinstance(source, (Image.Image, np.ndarray)):
+        im = load_image(source, max_pixels=max_pixels)
+    else:
+        im = _open(source, max_pixels, draft=4 * WORK_SIZE)
+    return _pil_grey(im)
+
+
+def _pil_grey(im: Image.Image) -> np.ndarray:
+    """An 'L' or 'RGB' image as float32 grey in [0, 1], reduced early (by integer steps) when it is large."""
+    factor = max(im.size) // (2 * WORK_SIZE)
+    if factor >= 2:
+        im = im.reduce(factor)  # box average: cheap, and keeps 2x WORK_SIZE for the zoomed second pass
+    if im.mode != "L":
+        im = im.convert("L")  # ITU-R 601-2 luma
+    return np.asarray(im, dtype=np.float32) / 255.0
+
+
+# ------------------------------------------------------------------------------------------------ preprocessing
+
+
+def preprocess(image: Any, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Turn a picture of a digit into an MNIST-style (28, 28) float32 array in [0, 1], bright ink on dark."""
+    grey = _float_grey(image, max_pixels)
+    return _digit(grey, zoom=True)
+
+
+def preprocess_many(images: Iterable[Any], *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Preprocess several pictures into an (N, 28, 28) float32 array; the first unreadable one raises."""
+    out = [preprocess(image, max_pixels=max_pixels) for image in images]
+    return np.stack(out) if out else np.zeros((0, FRAME, FRAME), np.float32)
+
+
+def _digit(grey: np.ndarray, *, zoom: bool) -> np.ndarray:
+    h, w = grey.shape
+    if min(h, w) < 4:
+        raise NoDigitError(f"no digit found: the image is only {w}x{h} pixels")
+    scale = max(h, w) / WORK_SIZE
+    work = _resize(grey, (max(1, round(w / scale)), max(1, round(h / scale)))) if scale > 1 else grey
+    found = _find_ink(work)
+    top, left, bottom, right = found["bbox"]
+    size = max(bottom - top, right - left)
+    if zoom and scale > 1.25 and size < 0.5 * WORK_SIZE:
+        # The digit is small inside a large picture: cut it out of the full-resolution image and start again,
+        # so that it is not drawn from a handful of pixels.
+        margin = 0.4 * size + 2
+        t, l = max(0, int((top - margin) * scale)), max(0, int((left - margin) * scale))
+        b, r = min(h, int(math.ceil((bottom + margin) * scale))), min(w, int(math.ceil((right + margin) * scale)))
+        try:
+            return _digit(grey[t:b, l:r], zoom=False)
+        except NoDigitError:
+            pass
+    return _render(found)
+
+
+def _find_ink(g: np.ndarray) -> dict:
+    """Polarity, background, threshold and the digit's components on the working image."""
+    h, w = g.shape
+    small = max(h, w) <= SMALL
+    ink_bright = _ink_is_bright(g)
+    p = g if ink_bright else 1.0 - g  # ink-positive: ink bright, paper dark
+
+    if small:
+        k = max(1, round(0.03 * min(h, w)))
+        border = np.concatenate([p[:k].ravel(), p[-k:].ravel(), p[k:-k, :k].ravel(), p[k:-k, -k:].ravel()])
+        smooth = _strength(p, np.full_like(p, np.median(border)))
+        t, _ = _ink_threshold(smooth)
+    else:
+        # The window must be wider than the strokes (or the ink is taken for paper) and narrower than the
+        # shadows (or they are taken for ink). Try several and keep the one whose ink separates best from
+        # the paper: a shadow left in, or a stroke hollowed out, blurs the two classes together.
+        best = None
+        for fraction in WINDOWS:
+            window = fraction * min(h, w)
+            if window < 8 and best is not None:
+                break
+            background = _opening_background(p, window)
+            candidate = _smooth(_strength(p, background))
+            t, separation = _ink_threshold(candidate)
+            if best is None or separation > best[0]:
+                best = (separation, candidate, t)
+            if fraction == WINDOWS[0] and np.ptp(background) < 0.02:
+                break  # even paper: a smaller window would find the same background
+        _, smooth, t = best
+
+    mask = smooth > t
+    if not mask.any() or t <= 0:
+        raise NoDigitError("no digit found: the image is one flat colour")
+    ink_level = float(np.median(smooth[mask]))
+    paper_level, noise = _level_and_noise(smooth)
+    contrast = ink_level - paper_level
+    if contrast < MIN_CONTRAST or contrast < MIN_SNR * noise:
+        raise NoDigitError(f"no digit found: the ink stands out too little from the background "
+                           f"(contrast {contrast:.2f}, noise {noise:.2f})")
+
+    keep, bbox = _digit_components(mask)
+    bh, bw = bbox[2] - bbox[0], bbox[3] - bbox[1]
+    if max(bh, bw) < max(3, 0.03 * max(h, w)):
+        raise NoDigitError(f"no digit found: the only ink is a speck of {bw}x{bh} pixels")
+    sw = _stroke_width(keep)
+    return {"strength": smooth, "keep": keep, "bbox": bbox, "threshold": t, "ink_level": ink_level,
+            "noise": noise, "paper_level": paper_level, "stroke": sw}
+
+
+def _strength(p: np.ndarray, background: np.ndarray) -> np.ndarray:
+    # Relative contrast: for dark ink on paper this is 1 - grey / paper, which a shadow does not change.
+    return np.clip((p - background) / np.maximum(1.0 - background, 0.1), 0.0, 1.0).astype(np.float32)
+
+
+def _resize(a: np.ndarray, size: tuple[int, int], resample: int = _RESAMPLE.BOX) -> np.ndarray:
+    """Resize a float array with Pillow ('F' mode); size is (width, height)."""
+    return np.asarray(Image.fromarray(np.ascontiguousarray(a, dtype=np.float32), "F").resize(size, resample))
+
+
+def _opening_background(p: np.ndarray, window: float) -> np.ndarray:
+    """The paper's level under ink-positive `p`: a grey opening with a `window`-pixel square, on cell means."""
+    h, w = p.shape
+    cell = max(1.0, window / 5.0)
+    gw, gh = max(1, round(w / cell)), max(1, round(h / cell))
+    grid = _resize(p, (gw, gh))
+    opened = _rank_filter(_rank_filter(grid, 5, np.min), 5, np.max)
+    return _resize(opened, (w, h), _RESAMPLE.BILINEAR)
+
+
+def _rank_filter(a: np.ndarray, size: int, reduce: Any) -> np.ndarray:
+    """Separable square min or max filter with edge padding."""
+    r = size // 2
+    for axis in (0, 1):
+        if a.shape[axis] == 1:
+            continue
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (r, r)
+        padded = np.pad(a, pad, mode="edge")
+        a = reduce(np.lib.stride_tricks.sliding_window_view(padded, size, axis=axis), axis=-1)
+    return a
+
+
+def _smooth(a: np.ndarray) -> np.ndarray:
+    """A light [1, 2, 1] binomial blur in both directions (sigma about 0.7 px) against noise and JPEG blocks."""
+    b = np.pad(a, 1, mode="edge")
+    b = 0.25 * b[:-2] + 0.5 * b[1:-1] + 0.25 * b[2:]
+    return (0.25 * b[:, :-2] + 0.5 * b[:, 1:-1] + 0.25 * b[:, 2:]).astype(np.float32)
+
+
+def _level_and_noise(a: np.ndarray) -> tuple[float, float]:
+    """The paper's level and noise (median and MAD-based sigma over a subsample; paper is most of any picture)."""
+    sample = a[:: max(1, a.shape[0] // 128), :: max(1, a.shape[1] // 128)]
+    level = float(np.median(sample))
+    return level, 1.4826 * float(np.median(np.abs(sample - level)))
+
+
+def _ink_threshold(s: np.ndarray) -> tuple[float, float]:
+    """Otsu's threshold, and how well it separates ink from paper (between-class over total variance, 0..1).
+
+    Computed over the neighbourhood of the likely ink only, so that a thin digit in a big picture (ink under
+    1% of the pixels) is not split off by the paper's own texture instead.
+    """
+    level, noise = _level_and_noise(s)
+    likely = s > level + max(4.0 * noise, 0.5 * MIN_CONTRAST)
+    if not likely.any():
+        return _otsu(s)
+    h, w = s.shape
+    cell = max(2, round(max(h, w) / 48))
+    gh, gw = -(-h // cell), -(-w // cell)
+    padded = np.zeros((gh * cell, gw * cell), bool)
+    padded[:h, :w] = likely
+    cells = padded.reshape(gh, cell, gw, cell).any(axis=(1, 3))
+    cells = _rank_filter(cells.astype(np.uint8), 3, np.max).astype(bool)
+    near = np.repeat(np.repeat(cells, cell, axis=0), cell, axis=1)[:h, :w]
+    return _otsu(s[near])
+
+
+def _ink_is_bright(g: np.ndarray) -> bool:
+    """Whether the ink is brighter than the paper: the picture's median is paper, and the ink is the side
+    of it whose clear deviations (beyond gradients and noise) carry more weight."""
+    sample = g[:: max(1, g.shape[0] // 192), :: max(1, g.shape[1] // 192)]
+    r = sample - float(np.median(sample))
+    return float(np.clip(r - POLARITY_MARGIN, 0, None).sum()) > float(np.clip(-r - POLARITY_MARGIN, 0, None).sum())
+
+
+def _otsu(a: np.ndarray) -> tuple[float, float]:
+    """Otsu's threshold on values in [0, 1] over 256 bins, and its between-class share of the variance."""
+    q = np.minimum((a.ravel() * 255.0).astype(np.int32), 255)
+    hist = np.bincount(q, minlength=256).astype(np.float64)
+    levels = (np.arange(256) + 0.5) / 255.0
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * levels)
+    mu0 = m0 / np.maximum(w0, 1e-12)
+    mu1 = (m0[-1] - m0) / np.maximum(w1, 1e-12)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    k = int(np.argmax(between[:-1]))
+    total = w0[-1] * (hist * levels ** 2).sum() - m0[-1] ** 2  # n^2 times the variance, like `between`
+    return float((k + 1) / 255.0), float(between[k] / total) if total > 0 else 0.0
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+    """A mask's typical stroke width: twice its area over its boundary length (x1.2 for the city-block bias)."""
+    area = int(mask.sum())
+    if area == 0:
+        return 1.0
+    m = mask.astype(np.int8)
+    edges = int(np.abs(np.diff(m, axis=0)).sum() + np.abs(np.diff(m, axis=1)).sum())
+    edges += int(m[0].sum() + m[-1].sum() + m[:, 0].sum() + m[:, -1].sum())
+    return 1.2 * 2.0 * area / max(edges, 1)
+
+
+def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """8-connected components by run-length labelling: (run rows, starts, ends, component of each run, n)."""
+    h, w = mask.shape
+    d = np.diff(np.pad(mask.astype(np.int8), ((0, 0), (1, 1))), axis=1)
+    rows, starts = np.nonzero(d == 1)
+    _, ends = np.nonzero(d == -1)  # exclusive; same order as the starts (row-major)
+    n = len(rows)
+    labels = np.arange(n)
+    if n:
+        key = w + 2
+        start_key = rows * key + starts
+        end_key = rows * key + ends
+        # Runs in the next row that touch run i (8-connectivity): start <= end_i and end >= start_i.
+        lo = np.searchsorted(end_key, (rows + 1) * key + starts, side="left")
+        hi = np.searchsorted(start_key, (rows + 1) * key + ends, side="right")
+        count = np.maximum(hi - lo, 0)
+        a = np.repeat(np.arange(n), count)
+        b = (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)) + np.repeat(lo, count)
+        while a.size:
+            m = np.minimum(labels[a], labels[b])
+            new = labels.copy()
+            np.minimum.at(new, a, m)
+            np.minimum.at(new, b, m)
+            new = new[new]  # pointer jumping: follow each run's label to that run's label
+            if np.array_equal(new, labels):
+                break
+            labels = new
+    return rows, starts, ends, labels, np.unique(labels)
+
+
+def _digit_components(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Keep the largest component and those near it that are not specks; (mask kept, (top, left, bottom, right))."""
+    rows, starts, ends, labels, comps = _components(mask)
+    idx = np.searchsorted(comps, labels)
+    lengths = ends - starts
+    area = np.bincount(idx, weights=lengths, minlength=len(comps))
+    top = np.full(len(comps), np.iinfo(np.int64).max)
+    left = top.copy()
+    bottom = np.zeros(len(comps), np.int64)
+    right = bottom.copy()
+    np.minimum.at(top, idx, rows)
+    np.minimum.at(left, idx, starts)
+    np.maximum.at(bottom, idx, rows + 1)
+    np.maximum.at(right, idx, ends)
+    # How much of one side of the picture each component runs along: the desk beside the paper, the edge of a
+    # shadow, a scanner's dark margin. Such a component is the digit only when nothing else can be.
+    h, w = mask.shape
+    n = len(comps)
+    along = np.zeros((4, n))
+    for side, (sel, span) in enumerate([(rows == 0, w), (rows == h - 1, w), (starts == 0, h), (ends == w, h)]):
+        along[side] = np.bincount(idx[sel], weights=(lengths[sel] if side < 2 else None), minlength=n) / span
+    edge = along.max(axis=0) > BORDER_FRACTION
+    order = np.argsort(-area)
+    inner = [c for c in order if not edge[c]
+             and max(bottom[c] - top[c], right[c] - left[c]) >= 0.05 * min(h, w)]
+    main = inner[0] if inner else order[0]
+    box = [top[main], left[main], bottom[main], right[main]]
+    kept = [main]
+    for c in order:
+        if c == main or (edge[c] and not edge[main]):
+            continue
+        if area[c] < SPECK_FRACTION * area[main]:
+            continue
+        size = max(box[2] - box[0], box[3] - box[1])
+        gap = max(box[0] - bottom[c], top[c] - box[2], box[1] - right[c], left[c] - box[3], 0)
+        union = max(max(box[2], bottom[c]) - min(box[0], top[c]), max(box[3], right[c]) - min(box[1], left[c]))
+        # Close by, or inside the digit's reach (the other half of a broken "0", the bar of a "7").
+        if gap <= NEAR_FRACTION * size or union <= GROWTH * size:
+            kept.append(c)
+            box = [min(box[0], top[c]), min(box[1], left[c]), max(box[2], bottom[c]), max(box[3], right[c])]
+    sel = np.isin(idx, kept)
+    keep = np.zeros((mask.shape[0], mask.shape[1] + 1), np.int32)
+    np.add.at(keep, (rows[sel], starts[sel]), 1)
+    np.add.at(keep, (rows[sel], ends[sel]), -1)
+    keep = np.cumsum(keep, axis=1)[:, :-1] > 0
+    return keep, (int(box[0]), int(box[1]), int(box[2]), int(box[3]))
+
+
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    """Binary dilation by a (2r+1)-pixel square."""
+    return _rank_filter(mask.astype(np.uint8), 2 * r + 1, np.max).astype(bool) if r > 0 else mask
+
+
+def _render(found: dict) -> np.ndarray:
+    """The kept ink, cropped, thickened if thin, scaled to fit 20x20 and centred by mass in 28x28."""
+    s = found["strength"]
+    t = found["threshold"]
+    floor = min(0.5 * t, max(found["paper_level"] + 3.0 * found["noise"], 0.0))
+    top_level = max(found["ink_level"], floor + 1e-3)
+    near = _dilate(found["keep"], max(1, min(3, round(found["stroke"] / 2))))
+    v = np.clip((s - floor) / (top_level - floor), 0.0, 1.0) * near
+    rows, cols = np.nonzero(v > 0)
+    if rows.size == 0:
+        raise NoDigitError("no digit found")
+    v = v[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1]
+    h, w = v.shape
+    side = max(h, w)
+    # Thicken thin strokes: a max filter widens a stroke by (size - 1) pixels.
+    want = TARGET_STROKE * side
+    grow = int(round((want - found["stroke"]) / 2))
+    if side > BOX and grow >= 1:
+        v = np.pad(v, grow)
+        v = _rank_filter(v, 2 * grow + 1, np.max)
+        h, w = v.shape
+        side = max(h, w)
+    nh, nw = max(1, round(h * BOX / side)), max(1, round(w * BOX / side))
+    resample = _RESAMPLE.BOX if side >= BOX else _RESAMPLE.BILINEAR
+    small = np.clip(_resize(v, (nw, nh), resample), 0.0, 1.0) if (nh, nw) != (h, w) else v
+    return _centre(small)
+
+
+def _centre(small: np.ndarray) -> np.ndarray:
+    """Place an up-to-20x20 digit in a 28x28 frame with its centre of mass at (14, 14), staying inside."""
+    h, w = small.shape
+    mass = float(small.sum())
+    if mass <= 0:
+        raise NoDigitError("no digit found")
+    cy = float((small.sum(axis=1) * np.arange(h)).sum() / mass)
+    cx = float((small.sum(axis=0) * np.arange(w)).sum() / mass)
+    top = int(np.clip(round(CENTRE - cy), 0, FRAME - h))
+    left = int(np.clip(round(CENTRE - cx), 0, FRAME - w))
+    out = np.zeros((FRAME, FRAME), np.float32)
+    out[top: top + h, left: left + w] = small
+    return out

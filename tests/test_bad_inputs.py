@@ -1,0 +1,324 @@
+"""Bad input is refused cleanly: every row of one table runs the real `mnistlab` command on a damaged or
+wrong input and must get exit status 2, exactly one line on stderr that names the problem and says how to
+fix it, no traceback, and no file created, changed or removed in the folders involved.
+
+The rows run as concurrent subprocesses (each pays for a Keras import), then one parametrized test checks
+each row's outcome. A few positive checks about images sit outside the table: an animated GIF is read from
+its first frame, "no digit found" is a result rather than an error, unreadable files do not stop the others,
+and a PNG declaring 50000x50000 pixels is refused before it is decoded.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import os
+import pickle
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import time
+import warnings
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnistlab import runs
+
+# TensorFlow's C++ start-up lines; the CLI is meant to drop them, so seeing one is reported as a warning.
+TF_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} )")
+MNIST_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+               "t10k-labels-idx1-ubyte.gz"]
+# Where the shared fixtures' files are; the rows copy what they damage from here.
+FIX_DATA = "data"
+FIX_HINT = re.compile(r"copy or download|replace it|add the missing|choose one of|must be (at least|between)|"
+                      r"--force|upgrade mnistlab|nothing to resume|larger than the \d+|give |train it again|"
+                      r"check the path|use a |save it as|see mnistlab .* --help", re.I)
+
+
+@dataclass
+class Ctx:
+    """What the rows build their bad inputs from."""
+
+    run: Path  # a finished, valid run (never modified: rows copy it)
+    data: Path  # the real data folder holding mnist/
+    digit: np.ndarray  # a 28x28 uint8 MNIST test digit (light on dark) the run predicts correctly
+
+
+def mnistlab(*args: object, cwd: Path, data: Path, timeout: float = 180) -> subprocess.CompletedProcess:
+    """The real command line in a subprocess in `cwd`; no download can happen and no user cache is touched."""
+    env = {**os.environ, "MNISTLAB_DATA": str(data), "MNISTLAB_MIRRORS": "http://127.0.0.1:9/",
+           "XDG_CACHE_HOME": str(cwd / ".no-cache")}
+    return subprocess.run([sys.executable, "-m", "mnistlab.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=timeout)
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every path under root with its content hash (links by target): any change, addition or removal shows."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            out[rel] = "link " + os.readlink(p)
+        elif p.is_dir():
+            out[rel] = "dir"
+        else:
+            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def error_lines(stderr: str) -> list[str]:
+    """stderr without blank lines and TensorFlow start-up lines (those are reported as a warning)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    noise = [line for line in lines if TF_NOISE.match(line)]
+    if noise:
+        warnings.warn(f"TensorFlow start-up lines on stderr: {noise[0]!r}", stacklevel=2)
+    return [line for line in lines if not TF_NOISE.match(line)]
+
+
+# --- building bad inputs ---------------------------------------------------------------------------------
+
+def data_copy(d: Path, ctx: Ctx, replace: str | None = None, content: bytes | None = None,
+              name: str | None = None) -> Path:
+    """d/data/mnist with links to the real files, one of them (`replace`) removed or replaced by `content`."""
+    folder = d / FIX_DATA / "mnist"
+    folder.mkdir(parents=True)
+    for f in MNIST_FILES:
+        if f != replace:
+            (folder / f).symlink_to(ctx.data / "mnist" / f)
+    if content is not None:
+        (folder / (name or replace)).write_bytes(content)
+    return d / FIX_DATA
+
+
+def real(ctx: Ctx, name: str) -> bytes:
+    """The real content of an MNIST file (decompressed)."""
+    return zlib.decompress((ctx.data / "mnist" / name).read_bytes(), wbits=31)
+
+
+def flip_bit(data: bytes, at: int, bit: int = 0) -> bytes:
+    b = bytearray(data)
+    b[at] ^= 1 << bit
+    return bytes(b)
+
+
+def png_bytes(array: np.ndarray | None = None, size: tuple[int, int] = (8, 8)) -> bytes:
+    """A real PNG: the given uint8 array, or a gray gradient of `size`."""
+    import io
+
+    if array is None:
+        array = (np.arange(size[0] * size[1]) % 256).astype(np.uint8).reshape(size[1], size[0])
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares width x height gray pixels but which holds a few bytes of data."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1024))
+            + chunk(b"IEND", b""))
+
+
+def run_copy(d: Path, ctx: Ctx, edit: Callable[[Path], None] | None = None) -> Path:
+    """d/run: a copy of the valid run, then `edit`ed."""
+    out = d / "run"
+    shutil.copytree(ctx.run, out)
+    if edit:
+        edit(out)
+    return out
+
+
+def set_metrics(**changes: object) -> Callable[[Path], None]:
+    def edit(run: Path) -> None:
+        m = json.loads((run / runs.METRICS_FILE).read_text())
+        (run / runs.METRICS_FILE).write_text(json.dumps({**m, **changes}))
+    return edit
+
+
+def remove(name: str) -> Callable[[Path], None]:
+    return lambda run: (run / name).unlink()
+
+
+def model_bytes(content: bytes) -> Callable[[Path], None]:
+    return lambda run: (run / runs.MODEL_FILE).write_bytes(content)
+
+
+def garbage_zip(run: Path) -> None:
+    """A zip archive with the entries of a .keras file, all garbage."""
+    with zipfile.ZipFile(run / runs.MODEL_FILE, "w") as z:
+        z.writestr("metadata.json", b"\x00\xff not json")
+        z.writestr("config.json", b"{{{{ garbage")
+        z.writestr("model.weights.h5", os.urandom(512))
+
+
+def keras_model(kind: str) -> Callable[[Path], None]:
+    """A real .keras file that is not a usable digit model: wrong input shape, or a code-carrying Lambda."""
+    def edit(run: Path) -> None:
+        import keras
+
+        if kind == "rgb32":
+            model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
+                                      keras.layers.Dense(10, activation="softmax")])
+        else:
+            marker = run / "lambda-ran"
+            # If loading ever ran this function, the marker file would appear and the snapshot would differ.
+            touch = eval(f"lambda x: (open({str(marker)!r}, 'w').close(), x)[1]")  # self-contained: no closure
+            model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Lambda(touch),
+                                      keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+            marker.unlink(missing_ok=True)  # building the model above ran it once, here in the test
+        model.save(run / runs.MODEL_FILE)
+    return edit
+
+
+def image(d: Path, name: str, content: bytes) -> Path:
+    path = d / name
+    path.write_bytes(content)
+    return path
+
+
+@dataclass
+class Row:
+    id: str
+    setup: Callable[[Path, Ctx], list[object]]  # builds the bad input in its folder, returns the CLI arguments
+    message: str  # a substring naming the problem
+    known_bug: str = ""  # set when the message is known to lack how-to-fix: the test expects that, strictly
+
+
+NO_FIX_RUN = "runs.py: RunError message names the problem but not the fix"
+NO_FIX_IDX = "data/idx.py: parse_idx messages have no how-to-fix part"
+
+ROWS = [
+    # Data files (the `data` command checks a copy; one row goes through `train`, which must not start a run).
+    Row("data-missing-file", lambda d, c: ["data", "--data-dir", data_copy(d, c, "t10k-labels-idx1-ubyte.gz")],
+        "but not t10k-labels-idx1-ubyte.gz"),
+    Row("data-empty-file", lambda d, c: ["data", "--data-dir", data_copy(d, c, "t10k-labels-idx1-ubyte.gz", b"")],
+        "t10k-labels-idx1-ubyte.gz: empty file"),
+    Row("data-truncated-gzip", lambda d, c: ["data", "--data-dir", data_copy(
+        d, c, "t10k-labels-idx1-ubyte.gz", (c.data / "mnist" / "t10k-labels-idx1-ubyte.gz").read_bytes()[:2000])],
+        "t10k-labels-idx1-ubyte.gz: truncated gzip stream"),
+    Row("data-truncated-idx", lambda d, c: ["data", "--data-dir", data_copy(
+        d, c, "t10k-labels-idx1-ubyte.gz", real(c, "t10k-labels-idx1-ubyte.gz")[:5000], "t10k-labels-idx1-ubyte")],
+        "t10k-labels-idx1-ubyte: truncated", NO_FIX_IDX),
+    Row("data-bit-flip-checksum", lambda d, c: ["data", "--data-dir", data_copy(
+        d, c, "t10k-labels-idx1-ubyte.gz", flip_bit(real(c, "t10k-labels-idx1-ubyte.gz"), 100),
+        "t10k-labels-idx1-ubyte")], "t10k-labels-idx1-ubyte: sha256 mismatch"),
+    Row("data-bit-flip-gzip", lambda d, c: ["data", "--data-dir", data_copy(
+        d, c, "t10k-labels-idx1-ubyte.gz",
+        flip_bit((c.data / "mnist" / "t10k-labels-idx1-ubyte.gz").read_bytes(), 1000, 2))],
+        "t10k-labels-idx1-ubyte.gz: corrupt gzip stream"),
+    Row("data-png-as-idx", lambda d, c: ["train", "--limit", 200, "--epochs", 1, "--out", d / "new-run",
+                                         "--data-dir", data_copy(d, c, "t10k-images-idx3-ubyte.gz", png_bytes())],
+        "t10k-images-idx3-ubyte.gz: not an IDX file", NO_FIX_IDX),
+    # Arguments.
+    Row("unknown-recipe", lambda d, c: ["train", "--recipe", "resnet", "--out", d / "new-run"],
+        "unknown recipe 'resnet'"),
+    Row("unknown-dataset", lambda d, c: ["train", "--dataset", "cifar10", "--out", d / "new-run"],
+        "unknown dataset 'cifar10'"),
+    Row("epochs-zero", lambda d, c: ["train", "--epochs", 0, "--out", d / "new-run"], "--epochs"),
+    Row("epochs-negative", lambda d, c: ["train", "--epochs", -3, "--out", d / "new-run"], "--epochs"),
+    Row("epochs-not-a-number", lambda d, c: ["train", "--epochs", "1e3", "--out", d / "new-run"], "'1e3'"),
+    Row("epochs-absurd", lambda d, c: ["train", "--epochs", 100000, "--out", d / "new-run"], "epochs"),
+    Row("batch-size-negative", lambda d, c: ["train", "--batch-size", -1, "--out", d / "new-run"], "--batch-size"),
+    Row("batch-size-absurd", lambda d, c: ["train", "--batch-size", 10**8, "--out", d / "new-run"], "batch size"),
+    Row("limit-zero", lambda d, c: ["train", "--limit", 0, "--out", d / "new-run"], "--limit"),
+    Row("limit-absurd", lambda d, c: ["train", "--limit", 99999999, "--out", d / "new-run"], "--limit 99999999"),
+    Row("out-exists", lambda d, c: ["train", "--limit", 200, "--epochs", 1, "--out", run_copy(d, c)],
+        "exists and is not empty"),
+    Row("resume-finished-run", lambda d, c: ["train", "--resume", run_copy(d, c)], "already finished"),
+    # Run directories.
+    Row("run-missing-metrics", lambda d, c: ["summary", run_copy(d, c, remove(runs.METRICS_FILE))],
+        "metrics.json missing", NO_FIX_RUN),
+    Row("run-missing-model", lambda d, c: ["evaluate", run_copy(d, c, remove(runs.MODEL_FILE))],
+        "model.keras missing", NO_FIX_RUN),
+    Row("run-newer-format", lambda d, c: ["summary", run_copy(d, c, set_metrics(format=99))], "run format 99"),
+    Row("run-wrong-input-shape", lambda d, c: ["summary", run_copy(d, c, keras_model("rgb32"))],
+        "input of shape (32, 32, 3)", "runs.py: load_model's shape check names neither the file nor a fix"),
+    Row("model-random-bytes", lambda d, c: ["summary", run_copy(d, c, model_bytes(np.random.default_rng(0).bytes(4096)))],
+        "model.keras: not a .keras model file", NO_FIX_RUN),
+    Row("model-pickle", lambda d, c: ["summary", run_copy(d, c, model_bytes(pickle.dumps({"weights": [1, 2]})))],
+        "model.keras: not a .keras model file", NO_FIX_RUN),
+    Row("model-zip-garbage", lambda d, c: ["summary", run_copy(d, c, garbage_zip)],
+        "model.keras: cannot load the model", NO_FIX_RUN),
+    Row("model-unsafe-lambda", lambda d, c: ["summary", run_copy(d, c, keras_model("lambda"))],
+        "model.keras: cannot load the model", NO_FIX_RUN),
+]
+
+
+@pytest.fixture(scope="module")
+def ctx(trained_run, data_dir) -> Ctx:
+    from mnistlab.data import load_dataset
+
+    data = load_dataset("mnist", data_dir)
+    proba = trained_run.predict_proba(data.x_test[:200])
+    # A clear 7 the run gets right: images built from it have a known answer.
+    index = next(i for i in range(200) if data.y_test[i] == 7 and proba[i].argmax() == 7 and proba[i].max() > 0.9)
+    return Ctx(run=Path(trained_run.path), data=Path(data_dir), digit=data.x_test[index])
+
+
+@dataclass
+class Outcome:
+    result: subprocess.CompletedProcess
+    before: dict[str, str]
+    after: dict[str, str]
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def outcomes(ctx, tmp_path_factory) -> dict[str, Outcome]:
+    """Every row's bad input built, then all rows run at once (each waits mostly on its own Keras import)."""
+    base = tmp_path_factory.mktemp("bad-inputs")
+    run_before = snapshot(ctx.run)
+    jobs = {}
+    for row in ROWS:
+        folder = base / row.id
+        folder.mkdir()
+        argv = row.setup(folder, ctx)
+        jobs[row.id] = (folder, argv, snapshot(folder))
+
+    def go(row_id: str) -> Outcome:
+        folder, argv, before = jobs[row_id]
+        start = time.perf_counter()
+        result = mnistlab(*argv, cwd=folder, data=ctx.data)
+        took = time.perf_counter() - start
+        shutil.rmtree(folder / ".no-cache", ignore_errors=True)  # the XDG cache root is created by platformdirs users
+        return Outcome(result, before, snapshot(folder), took)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        done = dict(zip(jobs, pool.map(go, jobs)))
+    assert snapshot(ctx.run) == run_before, "a row changed the shared trained run"
+    return done
+
+
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.id) for r in ROWS])
+def test_bad_input_is_refused_cleanly(row: Row, outcomes: dict[str, Outcome]) -> None:
+    o = outcomes[row.id]
+    r = o.result
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 2, f"exit {r.returncode}\nstdout: {r.stdout[-2000:]}\nstderr: {r.stderr[-2000:]}"
+    lines = error_lines(r.stderr)
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{r.stderr}"
+    line = lines[0]
+    assert line.startswith("mnistlab"), line
+    assert row.message in line, line
+    assert len(line) < 600, f"a one-line message, not a dump ({len(line)} characters)"
+    assert o.after == o.before, "files were created, changed or removed: " + ", ".join(
+        sorted(k for k in o.before.keys() | o.after.keys() if o.before.get(k) != o.after.get(k)))
+    says_fix = bool(FIX_HINT.search(line))
+    if row.known_bug:
+        if says_fix:
+            pytest.fail(f"known bug fixed ({row.known_bug}): remove known_bug from row {row.id}")
+        pytest.xfail(f"{row.known_bug}: {line}")
+    assert says_fix, f"the message does not say how to fix the problem: {line}"
