@@ -86,6 +86,13 @@ def _stroke_width(mask: np.ndarray) -> float:
     return 1.2 * 2.0 * m.sum() / max(int(edges), 1)
 
 
+def _pieces(mask: np.ndarray) -> int:
+    """Connected pieces of a binary mask (8-connected)."""
+    from mnistlab.images import _components
+
+    return len(_components(mask)[4])
+
+
 def smooth_noise(rng: np.random.Generator, h: int, w: int, cells: float) -> np.ndarray:
     """Zero-mean, roughly unit-range noise varying over `cells` cells across the longer side."""
     gh = max(2, int(round(cells * h / max(h, w))) + 2)
@@ -111,8 +118,13 @@ def glyph(digit: int, font_path: Path | None, rng: np.random.Generator, height: 
         for _ in range(min(steps, 12)):
             im = im.filter(ImageFilter.MaxFilter(3))
     elif steps < 0:
+        # Thin the pen, but never so far that a thin part of the glyph (a hairline bar) breaks off.
+        pieces = _pieces(np.asarray(im) > 127)
         for _ in range(min(-steps, max(0, int(native / 2) - 2))):
-            im = im.filter(ImageFilter.MinFilter(3))
+            thinner = im.filter(ImageFilter.MinFilter(3))
+            if _pieces(np.asarray(thinner) > 127) != pieces:
+                break
+            im = thinner
     # Slant (shear), rotation and a little squash, about the glyph's centre.
     shear = rng.uniform(-0.25, 0.25)
     angle = np.deg2rad(rng.uniform(-12, 12))
@@ -176,7 +188,8 @@ def _camera(img: np.ndarray, rng: np.random.Generator, notes: list[str], blur: f
         notes.append(f"blur{blur:.1f}")
     arr = np.asarray(im, np.float32)
     if noise > 0:
-        grain = rng.normal(0, noise, arr.shape[:2])[..., None] + rng.normal(0, noise / 2, arr.shape)
+        grain = noise * rng.standard_normal(arr.shape[:2], np.float32)[..., None] \
+            + (noise / 2) * rng.standard_normal(arr.shape, np.float32)
         arr = arr + grain
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
 
@@ -185,6 +198,8 @@ def _encode(im: Image.Image, fmt: str, quality: int = 90) -> bytes:
     buf = io.BytesIO()
     if fmt == "JPEG":
         im.save(buf, "JPEG", quality=quality)
+    elif fmt == "PNG":
+        im.save(buf, "PNG", compress_level=1)
     else:
         im.save(buf, fmt)
     return buf.getvalue()

@@ -271,7 +271,7 @@ def _pil_grey(im: Image.Image) -> np.ndarray:
     """An 'L' or 'RGB' image as float32 grey in [0, 1], reduced early (by integer steps) when it is large."""
     factor = max(im.size) // (2 * WORK_SIZE)
     if factor >= 2:
-        im = im.reduce(factor)  # box average: cheap, and keeps 2x WORK_SIZE for the zoomed second pass
+        im = im.reduce(factor)  # box average: cheap, and keeps 2x WORK_SIZE to draw a small digit from
     if im.mode != "L":
         im = im.convert("L")  # ITU-R 601-2 luma
     return np.asarray(im, dtype=np.float32) / 255.0
@@ -283,7 +283,7 @@ def _pil_grey(im: Image.Image) -> np.ndarray:
 def preprocess(image: Any, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Turn a picture of a digit into an MNIST-style (28, 28) float32 array in [0, 1], bright ink on dark."""
     grey = _float_grey(image, max_pixels)
-    return _digit(grey, zoom=True)
+    return _digit(grey)
 
 
 def preprocess_many(images: Iterable[Any], *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -292,39 +292,45 @@ def preprocess_many(images: Iterable[Any], *, max_pixels: int = MAX_PIXELS) -> n
     return np.stack(out) if out else np.zeros((0, FRAME, FRAME), np.float32)
 
 
-def _digit(grey: np.ndarray, *, zoom: bool) -> np.ndarray:
+def _digit(grey: np.ndarray) -> np.ndarray:
     h, w = grey.shape
     if min(h, w) < 4:
         raise NoDigitError(f"no digit found: the image is only {w}x{h} pixels")
     scale = max(h, w) / WORK_SIZE
     work = _resize(grey, (max(1, round(w / scale)), max(1, round(h / scale)))) if scale > 1 else grey
     found = _find_ink(work)
+    near = _dilate(found["keep"], max(1, min(3, round(found["stroke"] / 2))))
     top, left, bottom, right = found["bbox"]
     size = max(bottom - top, right - left)
-    if zoom and scale > 1.25 and size < 0.5 * WORK_SIZE:
-        # The digit is small inside a large picture: cut it out of the full-resolution image and start again,
-        # so that it is not drawn from a handful of pixels.
-        margin = 0.4 * size + 2
-        t, l = max(0, int((top - margin) * scale)), max(0, int((left - margin) * scale))
-        b, r = min(h, int(math.ceil((bottom + margin) * scale))), min(w, int(math.ceil((right + margin) * scale)))
-        try:
-            return _digit(grey[t:b, l:r], zoom=False)
-        except NoDigitError:
-            pass
-    return _render(found)
+    if scale <= 1.25 or size >= 0.5 * WORK_SIZE:
+        return _render(found["strength"], near, found["stroke"], found["floor"], found["ink_level"])
+    # The digit is small inside a large picture: draw it from the full-resolution pixels rather than from a
+    # handful of working ones, with the polarity, background, threshold and components found above.
+    wh, ww = work.shape
+    sy, sx = h / wh, w / ww
+    margin = 0.25 * size + 4
+    t, l = max(0, int((top - margin) * sy)), max(0, int((left - margin) * sx))
+    b, r = min(h, math.ceil((bottom + margin) * sy)), min(w, math.ceil((right + margin) * sx))
+    box = (l / sx, t / sy, r / sx, b / sy)  # the same region in working coordinates
+    crop = grey[t:b, l:r]
+    p = crop if found["bright"] else 1.0 - crop
+    background = _resize(found["background"], (r - l, b - t), _RESAMPLE.BILINEAR, box=box)
+    strength = _smooth(_strength(p, background))
+    near_full = _resize(near.astype(np.float32), (r - l, b - t), _RESAMPLE.BILINEAR, box=box) > 0.25
+    return _render(strength, near_full, found["stroke"] * sx, found["floor"], found["ink_level"])
 
 
 def _find_ink(g: np.ndarray) -> dict:
     """Polarity, background, threshold and the digit's components on the working image."""
     h, w = g.shape
-    small = max(h, w) <= SMALL
-    ink_bright = _ink_is_bright(g)
-    p = g if ink_bright else 1.0 - g  # ink-positive: ink bright, paper dark
+    bright = _ink_is_bright(g)
+    p = g if bright else 1.0 - g  # ink-positive: ink bright, paper dark
 
-    if small:
+    if max(h, w) <= SMALL:
         k = max(1, round(0.03 * min(h, w)))
         border = np.concatenate([p[:k].ravel(), p[-k:].ravel(), p[k:-k, :k].ravel(), p[k:-k, -k:].ravel()])
-        smooth = _strength(p, np.full_like(p, np.median(border)))
+        background = np.full_like(p, np.median(border))
+        smooth = _strength(p, background)
         t, _ = _ink_threshold(smooth)
     else:
         # The window must be wider than the strokes (or the ink is taken for paper) and narrower than the
@@ -335,32 +341,78 @@ def _find_ink(g: np.ndarray) -> dict:
             window = fraction * min(h, w)
             if window < 8 and best is not None:
                 break
-            background = _opening_background(p, window)
-            candidate = _smooth(_strength(p, background))
+            candidate_bg = _opening_background(p, window)
+            candidate = _smooth(_strength(p, candidate_bg))
             t, separation = _ink_threshold(candidate)
             if best is None or separation > best[0]:
-                best = (separation, candidate, t)
-            if fraction == WINDOWS[0] and np.ptp(background) < 0.02:
+                best = (separation, candidate, t, candidate_bg)
+            if fraction == WINDOWS[0] and np.ptp(candidate_bg) < 0.02:
                 break  # even paper: a smaller window would find the same background
-        _, smooth, t = best
+        _, smooth, t, background = best
 
-    mask = smooth > t
-    if not mask.any() or t <= 0:
-        raise NoDigitError("no digit found: the image is one flat colour")
-    ink_level = float(np.median(smooth[mask]))
-    paper_level, noise = _level_and_noise(smooth)
-    contrast = ink_level - paper_level
-    if contrast < MIN_CONTRAST or contrast < MIN_SNR * noise:
-        raise NoDigitError(f"no digit found: the ink stands out too little from the background "
-                           f"(contrast {contrast:.2f}, noise {noise:.2f})")
+    level, noise = _level_and_noise(smooth)
+    if t <= 0 or float(smooth.max()) - level < MIN_CONTRAST:
+        raise NoDigitError("no digit found: the image is blank (one flat colour)")
+    found = _select(smooth, t, level, noise)
+    if found["edges"].any():
+        # The picture's edge (a desk beside the paper, a shadow's rim) took part in choosing the threshold,
+        # or was taken for the digit: look again without it, and keep the first look if nothing is left.
+        without = np.where(_dilate(found["edges"], 2), np.float32(0), smooth)
+        try:
+            again = _select(without, _ink_threshold(without)[0], level, noise)
+            if "error" in again:
+                raise again["error"]
+            found = again
+        except NoDigitError:
+            pass
+    if "error" in found:
+        raise found["error"]
+    found.update(bright=bright, background=background)
+    return found
 
-    keep, bbox = _digit_components(mask)
-    bh, bw = bbox[2] - bbox[0], bbox[3] - bbox[1]
-    if max(bh, bw) < max(3, 0.03 * max(h, w)):
-        raise NoDigitError(f"no digit found: the only ink is a speck of {bw}x{bh} pixels")
-    sw = _stroke_width(keep)
-    return {"strength": smooth, "keep": keep, "bbox": bbox, "threshold": t, "ink_level": ink_level,
-            "noise": noise, "paper_level": paper_level, "stroke": sw}
+
+def _select(s: np.ndarray, t: float, level: float, noise: float) -> dict:
+    """Threshold, pick the digit's components and check that they stand out; a NoDigitError is returned
+    (not raised) when only the picture's edges stand out, so that the caller can look again without them."""
+    h, w = s.shape
+    keep, bbox, edges = _digit_components(s > t)
+    try:
+        if not keep.any():
+            raise NoDigitError("no digit found: the image is blank (one flat colour)")
+        ink_level = float(np.median(s[keep]))
+        contrast = ink_level - level
+        snr = _snr(s, keep, level, noise)
+        if contrast < MIN_CONTRAST or snr < MIN_SNR:
+            raise NoDigitError(f"no digit found: nothing stands out from the background's noise "
+                               f"(contrast {contrast:.2f}, signal-to-noise {snr:.1f})")
+        bh, bw = bbox[2] - bbox[0], bbox[3] - bbox[1]
+        if max(bh, bw) < max(3, 0.03 * max(h, w)):
+            raise NoDigitError(f"no digit found: the only ink is a speck of {bw}x{bh} pixels")
+    except NoDigitError as e:
+        if edges.any():
+            return {"error": e, "edges": edges}
+        raise
+    return {"strength": s, "keep": keep, "bbox": bbox, "ink_level": ink_level, "stroke": _stroke_width(keep),
+            "edges": edges,
+            # Below this, a pixel is paper: the noise floor, but never above half the threshold.
+            "floor": min(0.5 * t, max(level + 3.0 * noise, 0.0))}
+
+
+def _snr(s: np.ndarray, keep: np.ndarray, level: float, noise: float) -> float:
+    """The digit's contrast over the paper's noise, at the scale where it is clearest (1, 1/2 or 1/4):
+    averaging raises a stroke's signal-to-noise ratio, and leaves pure noise's unchanged."""
+    best = (float(np.median(s[keep])) - level) / max(noise, 1e-6)
+    for factor in (2, 4):
+        h, w = s.shape[0] // factor, s.shape[1] // factor
+        if min(h, w) < 8 or best >= MIN_SNR:
+            break
+        s2 = _resize(s[: h * factor, : w * factor], (w, h))
+        k2 = _resize(keep[: h * factor, : w * factor].astype(np.float32), (w, h)) > 0.5
+        if not k2.any():
+            break
+        level2, noise2 = _level_and_noise(s2)
+        best = max(best, (float(np.median(s2[k2])) - level2) / max(noise2, 1e-6))
+    return best
 
 
 def _strength(p: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -368,9 +420,11 @@ def _strength(p: np.ndarray, background: np.ndarray) -> np.ndarray:
     return np.clip((p - background) / np.maximum(1.0 - background, 0.1), 0.0, 1.0).astype(np.float32)
 
 
-def _resize(a: np.ndarray, size: tuple[int, int], resample: int = _RESAMPLE.BOX) -> np.ndarray:
-    """Resize a float array with Pillow ('F' mode); size is (width, height)."""
-    return np.asarray(Image.fromarray(np.ascontiguousarray(a, dtype=np.float32), "F").resize(size, resample))
+def _resize(a: np.ndarray, size: tuple[int, int], resample: int = _RESAMPLE.BOX,
+            box: tuple[float, float, float, float] | None = None) -> np.ndarray:
+    """Resize a float array (or its `box` region) with Pillow ('F' mode); size is (width, height)."""
+    im = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32), "F")
+    return np.asarray(im.resize(size, resample, box=box))
 
 
 def _opening_background(p: np.ndarray, window: float) -> np.ndarray:
@@ -379,20 +433,24 @@ def _opening_background(p: np.ndarray, window: float) -> np.ndarray:
     cell = max(1.0, window / 5.0)
     gw, gh = max(1, round(w / cell)), max(1, round(h / cell))
     grid = _resize(p, (gw, gh))
-    opened = _rank_filter(_rank_filter(grid, 5, np.min), 5, np.max)
+    opened = _rank_filter(_rank_filter(grid, 5, np.minimum), 5, np.maximum)
     return _resize(opened, (w, h), _RESAMPLE.BILINEAR)
 
 
 def _rank_filter(a: np.ndarray, size: int, reduce: Any) -> np.ndarray:
-    """Separable square min or max filter with edge padding."""
+    """Separable square minimum or maximum filter (`reduce` is np.minimum or np.maximum), edges repeated."""
     r = size // 2
     for axis in (0, 1):
-        if a.shape[axis] == 1:
+        n = a.shape[axis]
+        if n == 1 or r == 0:
             continue
         pad = [(0, 0), (0, 0)]
         pad[axis] = (r, r)
         padded = np.pad(a, pad, mode="edge")
-        a = reduce(np.lib.stride_tricks.sliding_window_view(padded, size, axis=axis), axis=-1)
+        out = padded[:n] if axis == 0 else padded[:, :n]
+        for k in range(1, 2 * r + 1):
+            out = reduce(out, padded[k: k + n] if axis == 0 else padded[:, k: k + n])
+        a = out
     return a
 
 
@@ -426,7 +484,7 @@ def _ink_threshold(s: np.ndarray) -> tuple[float, float]:
     padded = np.zeros((gh * cell, gw * cell), bool)
     padded[:h, :w] = likely
     cells = padded.reshape(gh, cell, gw, cell).any(axis=(1, 3))
-    cells = _rank_filter(cells.astype(np.uint8), 3, np.max).astype(bool)
+    cells = _rank_filter(cells.astype(np.uint8), 3, np.maximum).astype(bool)
     near = np.repeat(np.repeat(cells, cell, axis=0), cell, axis=1)[:h, :w]
     return _otsu(s[near])
 
@@ -434,7 +492,7 @@ def _ink_threshold(s: np.ndarray) -> tuple[float, float]:
 def _ink_is_bright(g: np.ndarray) -> bool:
     """Whether the ink is brighter than the paper: the picture's median is paper, and the ink is the side
     of it whose clear deviations (beyond gradients and noise) carry more weight."""
-    sample = g[:: max(1, g.shape[0] // 192), :: max(1, g.shape[1] // 192)]
+    sample = g[:: max(1, g.shape[0] // 128), :: max(1, g.shape[1] // 128)]
     r = sample - float(np.median(sample))
     return float(np.clip(r - POLARITY_MARGIN, 0, None).sum()) > float(np.clip(-r - POLARITY_MARGIN, 0, None).sum())
 
@@ -496,9 +554,14 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     return rows, starts, ends, labels, np.unique(labels)
 
 
-def _digit_components(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Keep the largest component and those near it that are not specks; (mask kept, (top, left, bottom, right))."""
+def _digit_components(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int], np.ndarray]:
+    """Keep the largest component and those near it that are not specks.
+
+    Returns (mask kept, its box (top, left, bottom, right), mask of the components along the picture's edges).
+    """
     rows, starts, ends, labels, comps = _components(mask)
+    if not len(comps):
+        return mask, (0, 0, 0, 0), mask
     idx = np.searchsorted(comps, labels)
     lengths = ends - starts
     area = np.bincount(idx, weights=lengths, minlength=len(comps))
@@ -536,39 +599,46 @@ def _digit_components(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int
         if gap <= NEAR_FRACTION * size or union <= GROWTH * size:
             kept.append(c)
             box = [min(box[0], top[c]), min(box[1], left[c]), max(box[2], bottom[c]), max(box[3], right[c])]
-    sel = np.isin(idx, kept)
-    keep = np.zeros((mask.shape[0], mask.shape[1] + 1), np.int32)
-    np.add.at(keep, (rows[sel], starts[sel]), 1)
-    np.add.at(keep, (rows[sel], ends[sel]), -1)
-    keep = np.cumsum(keep, axis=1)[:, :-1] > 0
-    return keep, (int(box[0]), int(box[1]), int(box[2]), int(box[3]))
+    keep = _paint(mask.shape, rows, starts, ends, np.isin(idx, kept))
+    edges = _paint(mask.shape, rows, starts, ends, edge[idx]) if edge.any() else np.zeros_like(keep)
+    return keep, (int(box[0]), int(box[1]), int(box[2]), int(box[3])), edges
+
+
+def _paint(shape: tuple[int, int], rows: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+           sel: np.ndarray) -> np.ndarray:
+    """A boolean mask of the selected runs."""
+    acc = np.zeros((shape[0], shape[1] + 1), np.int8)  # runs in a row never overlap: sums stay 0 or 1
+    acc[rows[sel], starts[sel]] = 1
+    acc[rows[sel], ends[sel]] -= 1
+    return np.cumsum(acc, axis=1, dtype=np.int8)[:, :-1] > 0
 
 
 def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
     """Binary dilation by a (2r+1)-pixel square."""
-    return _rank_filter(mask.astype(np.uint8), 2 * r + 1, np.max).astype(bool) if r > 0 else mask
+    return _rank_filter(mask.astype(np.uint8), 2 * r + 1, np.maximum).astype(bool) if r > 0 else mask
 
 
-def _render(found: dict) -> np.ndarray:
-    """The kept ink, cropped, thickened if thin, scaled to fit 20x20 and centred by mass in 28x28."""
-    s = found["strength"]
-    t = found["threshold"]
-    floor = min(0.5 * t, max(found["paper_level"] + 3.0 * found["noise"], 0.0))
-    top_level = max(found["ink_level"], floor + 1e-3)
-    near = _dilate(found["keep"], max(1, min(3, round(found["stroke"] / 2))))
+def _render(s: np.ndarray, near: np.ndarray, stroke: float, floor: float, ink_level: float) -> np.ndarray:
+    """The ink near the digit, cropped, thickened if thin, scaled to fit 20x20 and centred by mass in 28x28."""
+    top_level = max(ink_level, floor + 1e-3)
     v = np.clip((s - floor) / (top_level - floor), 0.0, 1.0) * near
-    rows, cols = np.nonzero(v > 0)
+    rows, cols = np.flatnonzero(v.any(axis=1)), np.flatnonzero(v.any(axis=0))
     if rows.size == 0:
-        raise NoDigitError("no digit found")
-    v = v[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1]
+        raise NoDigitError("no digit found: the image is blank (one flat colour)")
+    v = v[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
     h, w = v.shape
     side = max(h, w)
-    # Thicken thin strokes: a max filter widens a stroke by (size - 1) pixels.
-    want = TARGET_STROKE * side
-    grow = int(round((want - found["stroke"]) / 2))
+    if side > 4 * BOX:
+        # Shrink in two steps (both area averages) so that thickening works on a few pixels, not thousands.
+        f = 4 * BOX / side
+        stroke *= f
+        v = _resize(v, (max(1, round(w * f)), max(1, round(h * f))))
+        h, w = v.shape
+        side = max(h, w)
+    # Thicken thin strokes towards MNIST's proportions: a max filter widens a stroke by (size - 1) pixels.
+    grow = int(round((TARGET_STROKE * side - stroke) / 2))
     if side > BOX and grow >= 1:
-        v = np.pad(v, grow)
-        v = _rank_filter(v, 2 * grow + 1, np.max)
+        v = _rank_filter(np.pad(v, grow), 2 * grow + 1, np.maximum)
         h, w = v.shape
         side = max(h, w)
     nh, nw = max(1, round(h * BOX / side)), max(1, round(w * BOX / side))
