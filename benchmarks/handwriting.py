@@ -92,12 +92,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--grid", type=Path, default=Path("/tmp/handwriting-samples.png"), help="sample grid PNG")
     ap.add_argument("--mistakes", type=Path, help="also write a grid of the mistakes here")
+    ap.add_argument("--mnist", type=int, default=1000, help="MNIST test images to check preprocess on")
+    ap.add_argument("--data-dir", help="folder holding mnist/ (default: mnistlab's search order)")
     ap.add_argument("--list-mistakes", action="store_true", help="print every mistake: index, labels, how it was made")
     args = ap.parse_args()
 
     fonts = synth_digits.available_fonts()
     if not fonts:
         sys.exit("no handwriting fonts installed: apt-get install " + " ".join(synth_digits.FONT_PACKAGES))
+    model = load_model(args.model)
     t0 = time.perf_counter()
     samples = synth_digits.make_samples(args.per_digit, args.seed, fonts)
     render_s = time.perf_counter() - t0
@@ -115,11 +118,10 @@ def main() -> None:
             ours[i] = images.preprocess(s.data)
         except ImageError as e:
             failed[i] = True
-            reasons[str(e).split(":")[0] + ": " + str(e).split(":")[1].split("(")[0].strip()] += 1
+            reasons[str(e).split("(")[0].strip()] += 1
         seconds.append(time.perf_counter() - t)
     base = np.stack([naive(s.data) for s in samples])
 
-    model = load_model(args.model)
     pred = predict(model, ours).argmax(1)
     pred[failed] = -1
     base_pred = predict(model, base).argmax(1)
@@ -164,6 +166,16 @@ def main() -> None:
     print("  ".join(f"{f} {np.mean(pred[ix] == labels[ix]):.0%}" for f, ix in sorted(by_font.items())))
     print("\nconfusion matrix (rows: true digit, columns: predicted; refusals left out)")
     print(table([("", *map(str, range(10)))] + [(str(d), *map(str, cm[d])) for d in range(10)]))
+
+    # MNIST itself must come through unchanged: the model's accuracy on real test digits, as they are and
+    # after preprocess.
+    from mnistlab.data import load_data
+
+    (_, _), (x_test, y_test) = load_data("mnist", args.data_dir)
+    x_test, y_test = x_test[: args.mnist], y_test[: args.mnist]
+    raw_acc = accuracy(y_test, predict(model, x_test / 255.0).argmax(1))
+    pre_acc = accuracy(y_test, predict(model, images.preprocess_many(x_test)).argmax(1))
+    print(f"\nMNIST test images ({len(y_test)}): accuracy {raw_acc:.2%} as they are, {pre_acc:.2%} after preprocess")
 
     grid(samples, ours, pred, args.grid)
     print(f"\nsample grid: {args.grid}")

@@ -40,9 +40,10 @@ MNIST_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k
                "t10k-labels-idx1-ubyte.gz"]
 # Where the shared fixtures' files are; the rows copy what they damage from here.
 FIX_DATA = "data"
+# How a message may say what to do: an instruction, or (scikit-learn style) what is allowed.
 FIX_HINT = re.compile(r"copy or download|replace it|add the missing|choose one of|must be (at least|between)|"
                       r"--force|upgrade mnistlab|nothing to resume|larger than the \d+|give |train it again|"
-                      r"check the path|use a |save it as|see mnistlab .* --help", re.I)
+                      r"check the path|resize it|save it as|PNG, JPEG|see mnistlab .* --help", re.I)
 
 
 @dataclass
@@ -51,7 +52,7 @@ class Ctx:
 
     run: Path  # a finished, valid run (never modified: rows copy it)
     data: Path  # the real data folder holding mnist/
-    digit: np.ndarray  # a 28x28 uint8 MNIST test digit (light on dark) the run predicts correctly
+    digits: dict[int, np.ndarray]  # label -> a 28x28 uint8 MNIST test digit (light on dark) the run gets right
 
 
 def mnistlab(*args: object, cwd: Path, data: Path, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -183,10 +184,19 @@ def keras_model(kind: str) -> Callable[[Path], None]:
     return edit
 
 
-def image(d: Path, name: str, content: bytes) -> Path:
+def image(d: Path, name: str, content: bytes | None) -> Path:
+    """d/name holding `content` (None: a folder of that name holding only a text file)."""
     path = d / name
-    path.write_bytes(content)
+    if content is None:
+        path.mkdir()
+        (path / "notes.txt").write_text("no pictures here\n")
+    else:
+        path.write_bytes(content)
     return path
+
+
+def predict_row(name: str, content: bytes | None) -> Callable[[Path, Ctx], list[object]]:
+    return lambda d, c: ["predict", c.run, image(d, name, content)]
 
 
 @dataclass
@@ -199,6 +209,7 @@ class Row:
 
 NO_FIX_RUN = "runs.py: RunError message names the problem but not the fix"
 NO_FIX_IDX = "data/idx.py: parse_idx messages have no how-to-fix part"
+NO_FIX_IMG = "images.py: ImageError message names the problem but not the fix"
 
 ROWS = [
     # Data files (the `data` command checks a copy; one row goes through `train`, which must not start a run).
@@ -254,6 +265,17 @@ ROWS = [
         "model.keras: cannot load the model", NO_FIX_RUN),
     Row("model-unsafe-lambda", lambda d, c: ["summary", run_copy(d, c, keras_model("lambda"))],
         "model.keras: cannot load the model", NO_FIX_RUN),
+    # Images for `predict` (one unreadable file: exit 2 and its one-line message; "no digit" is not an error).
+    Row("image-empty-file", predict_row("empty.png", b""), "empty.png: empty file", NO_FIX_IMG),
+    Row("image-text-named-png", predict_row("notes.png", b"these are not the pixels you are looking for\n" * 20),
+        "notes.png: not an image"),
+    Row("image-declares-50000x50000", predict_row("huge.png", png_declaring(50000, 50000)), "huge.png: image too large"),
+    Row("image-truncated-png", lambda d, c: ["predict", c.run, image(d, "cut.png", png_bytes(size=(300, 300))[:700])],
+        "cut.png: cannot decode", NO_FIX_IMG),
+    Row("image-truncated-tiff", predict_row("scan.tif", b"II*\x00\x08\x00\x00\x00"), "scan.tif: ", NO_FIX_IMG),
+    Row("image-missing", lambda d, c: ["predict", c.run, d / "no-such-digit.png"], "no-such-digit.png: cannot read",
+        NO_FIX_IMG),
+    Row("image-folder-without-images", predict_row("photos", None), "photos: folder holds no image files"),
 ]
 
 
@@ -262,10 +284,11 @@ def ctx(trained_run, data_dir) -> Ctx:
     from mnistlab.data import load_dataset
 
     data = load_dataset("mnist", data_dir)
-    proba = trained_run.predict_proba(data.x_test[:200])
-    # A clear 7 the run gets right: images built from it have a known answer.
-    index = next(i for i in range(200) if data.y_test[i] == 7 and proba[i].argmax() == 7 and proba[i].max() > 0.9)
-    return Ctx(run=Path(trained_run.path), data=Path(data_dir), digit=data.x_test[index])
+    proba = trained_run.predict_proba(data.x_test[:300])
+    # Clear digits the run gets right: images built from them have a known answer.
+    clear = {label: next(data.x_test[i] for i in range(300) if data.y_test[i] == label and proba[i].argmax() == label
+                         and proba[i].max() > 0.9) for label in (3, 7)}
+    return Ctx(run=Path(trained_run.path), data=Path(data_dir), digits=clear)
 
 
 @dataclass

@@ -2,34 +2,40 @@
 
 MNIST's digits were made by scanning pen-written digits, size-normalising each binary digit to fit a 20x20
 box (keeping its aspect ratio, anti-aliased, hence grey levels) and centring it by its centre of mass in a
-28x28 field, bright ink on a dark background. `preprocess` repeats that for a photo, a scan or a canvas
-drawing:
+28x28 field, bright ink on a dark background. `preprocess` does the same to a photo, a scan or a drawing:
 
-1. Load and flatten (`load_image`): any Pillow format (first frame of an animation), EXIF rotation applied,
-   every mode turned into grey or RGB; transparency is composited onto white when the visible pixels are
-   dark and onto black when they are bright, so strokes drawn on a transparent canvas stay visible.
-   Oversized images are refused from the header, before any pixel is decoded.
-2. Grey levels (ITU-R 601 luma), scaled to [0, 1]; images larger than `WORK_SIZE` are reduced first
-   (JPEG files are even decoded at a reduced scale), which keeps a 12-megapixel photo fast.
-3. Polarity: the background is the border's median level; the ink is the side whose extreme pixels stray
-   furthest from it. From here on the image is "ink-positive" (ink bright, paper dark).
-4. Paper background: a grey opening (a minimum then a maximum filter) on a coarse grid of cell means,
-   upsampled bilinearly, estimates the paper's level everywhere, following gradients and soft shadows
-   but not strokes; its window is about five stroke widths, the stroke width measured on a first pass.
-   The ink strength is the stroke's contrast relative to the paper (a division, so a digit in a shadow
-   is as strong as one in the light). Small images (up to 64 px) get a constant background.
-5. Ink: a light smoothing (noise, JPEG artefacts), then Otsu's threshold. Too little contrast over the
-   noise means there is no digit (`NoDigitError`). Connected components much smaller than the largest,
-   or far from it, are specks and are dropped.
-6. Crop to the ink's bounding box; grey levels are kept (a ramp from the noise floor to the typical
-   stroke level, so strokes saturate like MNIST's and their edges stay anti-aliased). A digit that is
-   small inside a large image is cut out of the full-resolution image and processed again.
-7. Thin strokes (a pen photographed from afar) are thickened to MNIST's typical stroke width relative
-   to the digit's size; MNIST's pens drew about 1/8 of the digit's height.
-8. Scale the longer side to 20 px (area averaging when shrinking), then place the digit in a 28x28 frame
-   with its centre of mass at MNIST's mean position (14, 14).
+1. Load and flatten (`load_image`): any format Pillow reads (an animation's first frame), EXIF rotation
+   applied, every mode turned into grey or RGB. Transparency is composited onto white when the visible
+   pixels are dark and onto black when they are bright, so strokes on a transparent canvas stay visible.
+   A picture over `max_pixels` is refused from its header, before any pixel is decoded.
+2. Grey levels (ITU-R 601 luma) in [0, 1]. The analysis runs on a copy at most `WORK_SIZE` pixels long;
+   large pictures are reduced early (a JPEG is even decoded at 1/2, 1/4 or 1/8 scale), which keeps a
+   12-megapixel photo fast.
+3. Polarity: most of any picture is paper, so its median is the paper's level; the ink is the side of it
+   whose clear deviations (beyond what lighting and texture do) weigh more. From here on the picture is
+   "ink-positive": ink bright, paper dark.
+4. Paper background (uneven light, shadows, the desk beside the paper): a grey opening (minimum, then
+   maximum filter) on a coarse grid of cell means, upsampled bilinearly. Its window must be wider than
+   the strokes yet narrower than the shadows, so several are tried and the one whose ink then separates
+   best from the paper (Otsu's between-class share of the variance) wins. The ink strength is the
+   contrast relative to the paper (a division: a digit in a shadow is as strong as one in the light).
+   Pictures up to `SMALL` pixels have a constant background.
+5. Ink: a light blur (noise, JPEG blocks), then Otsu's threshold over the neighbourhood of the likely ink
+   (so that a thin digit covering 1% of a photo is not outvoted by paper texture). Connected components
+   (run-length labelling): strips along a side of the picture are its edges, not ink, and the threshold
+   is chosen again without them; the digit is the largest remaining component with those near it that
+   are not specks. Too little contrast (`MIN_CONTRAST`), or a signal-to-noise ratio under `MIN_SNR` at
+   every scale, or only a speck, means there is no digit: `NoDigitError` rather than a guess.
+6. Grey levels: a ramp from the noise floor to the digit's median stroke strength, so strokes saturate
+   like MNIST's and their edges stay anti-aliased; everything away from the digit's components is zero.
+   A digit that is small in a large picture is drawn from the full-resolution pixels.
+7. Thin strokes (a fine pen, a big digit) are thickened to MNIST's median stroke width relative to the
+   digit's size (`TARGET_STROKE`); bolder strokes are left alone.
+8. Crop to the digit, scale its longer side to 20 px (area averaging), and place it in a 28x28 frame with
+   its centre of mass at MNIST's mean position (14, 14), kept inside the frame.
 
-An image that is already a 28x28 MNIST-style digit passes through essentially unchanged.
+An image that already is an MNIST digit passes through essentially unchanged (the same steps find a
+20-pixel digit, nothing to thicken, and its centre of mass already in place).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageOps
 
 from .errors import ImageError, NoDigitError
 
@@ -57,7 +63,8 @@ MIN_SNR = 4.0  # ... and this many noise standard deviations
 SPECK_FRACTION = 0.04  # a component below this fraction of the largest one's area is a speck
 NEAR_FRACTION = 0.3  # a component further than this fraction of the digit's size from it is not part of it...
 GROWTH = 1.15  # ... unless taking it in grows the digit's box by at most this factor
-BORDER_FRACTION = 0.3  # a component running along more than this fraction of a side is the picture's edge
+BORDER_FRACTION = 0.3  # a component running along more than this fraction of a side of the picture ...
+STRIP_DEPTH = 0.2  # ... and reaching less than this fraction into it is the picture's edge, not ink
 POLARITY_MARGIN = 0.1  # grey-level deviations smaller than this (lighting, texture) do not vote on polarity
 WINDOWS = (0.5, 0.3, 0.18, 0.1)  # background windows tried, as fractions of the picture's shorter side
 TARGET_STROKE = 0.11  # MNIST's typical stroke width over its digit's longer side, measured on the test set
@@ -73,6 +80,11 @@ def load_image(source: Any, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Read a picture (path, bytes, file-like, PIL image or NumPy array) as an 'L' or 'RGB' PIL image."""
     if isinstance(source, Image.Image):
         _check_size(source.size, "image", max_pixels)
+        try:
+            source.load()  # an image from Image.open() decodes only now
+            source = ImageOps.exif_transpose(source)
+        except Exception as e:
+            raise ImageError(f"image: cannot decode the image: {_reason(e)}") from None
         return _flatten(source, "image")
     if isinstance(source, np.ndarray):
         return _array_to_image(source, max_pixels)
@@ -116,6 +128,8 @@ def _decode(fp: Any, name: str, max_pixels: int, draft: int | None) -> Image.Ima
     # PIL's own limits would warn or raise at sizes we decide on ourselves; the check below is ours.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # Pillow warns about damaged metadata (corrupt EXIF, ...); the picture either decodes or is an ImageError.
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         try:
             im = Image.open(fp)
         except Image.DecompressionBombError:
@@ -293,6 +307,7 @@ def preprocess_many(images: Iterable[Any], *, max_pixels: int = MAX_PIXELS) -> n
 
 
 def _digit(grey: np.ndarray) -> np.ndarray:
+    """Steps 2-8 of the module docstring on a grey picture in [0, 1]."""
     h, w = grey.shape
     if min(h, w) < 4:
         raise NoDigitError(f"no digit found: the image is only {w}x{h} pixels")
@@ -417,7 +432,7 @@ def _snr(s: np.ndarray, keep: np.ndarray, level: float, noise: float) -> float:
 
 def _strength(p: np.ndarray, background: np.ndarray) -> np.ndarray:
     # Relative contrast: for dark ink on paper this is 1 - grey / paper, which a shadow does not change.
-    return np.clip((p - background) / np.maximum(1.0 - background, 0.1), 0.0, 1.0).astype(np.float32)
+    return np.clip((p - background) / np.maximum(1.0 - background, 0.2), 0.0, 1.0).astype(np.float32)
 
 
 def _resize(a: np.ndarray, size: tuple[int, int], resample: int = _RESAMPLE.BOX,
@@ -573,22 +588,24 @@ def _digit_components(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int
     np.minimum.at(left, idx, starts)
     np.maximum.at(bottom, idx, rows + 1)
     np.maximum.at(right, idx, ends)
-    # How much of one side of the picture each component runs along: the desk beside the paper, the edge of a
-    # shadow, a scanner's dark margin. Such a component is the digit only when nothing else can be.
+    # Strips along a side of the picture: the desk beside the paper, the rim of a shadow, a scanner's margin.
+    # A digit that touches the border (a tight crop) reaches far into the picture; a strip does not.
     h, w = mask.shape
     n = len(comps)
     along = np.zeros((4, n))
     for side, (sel, span) in enumerate([(rows == 0, w), (rows == h - 1, w), (starts == 0, h), (ends == w, h)]):
         along[side] = np.bincount(idx[sel], weights=(lengths[sel] if side < 2 else None), minlength=n) / span
-    edge = along.max(axis=0) > BORDER_FRACTION
-    order = np.argsort(-area)
-    inner = [c for c in order if not edge[c]
-             and max(bottom[c] - top[c], right[c] - left[c]) >= 0.05 * min(h, w)]
+    depth = np.stack([(bottom - top) / h, (bottom - top) / h, (right - left) / w, (right - left) / w])
+    edge = ((along > BORDER_FRACTION) & (depth < STRIP_DEPTH)).any(axis=0)
+    order = [c for c in np.argsort(-area) if not edge[c]]
+    if not order:
+        return np.zeros_like(mask), (0, 0, 0, 0), mask
+    inner = [c for c in order if max(bottom[c] - top[c], right[c] - left[c]) >= 0.05 * min(h, w)]
     main = inner[0] if inner else order[0]
     box = [top[main], left[main], bottom[main], right[main]]
     kept = [main]
     for c in order:
-        if c == main or (edge[c] and not edge[main]):
+        if c == main:
             continue
         if area[c] < SPECK_FRACTION * area[main]:
             continue

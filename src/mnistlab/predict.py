@@ -1,0 +1,129 @@
+"""Classifying a user's own digit images with a trained run: one record per image.
+
+The record (see docs/design.md) is the same from the Python API, `mnistlab predict --json` and the web
+API. An image that cannot be read, or holds no digit, gets a record with `error` set; the other images
+are still predicted, all in one model call.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .errors import ImageError, NoDigitError
+from .runs import Run, load_run
+
+# Below this confidence a prediction is flagged. Measured on the synthetic handwriting set
+# (benchmarks/handwriting.py, docs/benchmarks.md): predictions under 0.5 were right about half the
+# time, those above it nearly always, so 0.5 separates "look again" from "trust it".
+DEFAULT_MIN_CONFIDENCE = 0.5
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given; folders replaced by the image files inside them (recursively, sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ImageError(f"{p}: folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            out.extend(found)
+        else:
+            out.append(p)  # a missing file becomes a record with an error, so the others still run
+    return out
+
+
+def _as_list(images: Any) -> list[Any]:
+    if isinstance(images, (str, os.PathLike, bytes, bytearray)) or hasattr(images, "getpixel"):
+        return [images]
+    if isinstance(images, np.ndarray):
+        single = images.ndim == 2 or (images.ndim == 3 and images.shape[-1] in (1, 3, 4) and images.shape[0] > 4)
+        return [images] if single else list(images)
+    return list(images)
+
+
+def _name(image: Any, index: int) -> str:
+    return os.fspath(image) if isinstance(image, (str, os.PathLike)) else f"<image {index}>"
+
+
+def record(name: str, proba: np.ndarray | None, *, top: int = 3, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+           error: BaseException | None = None) -> dict[str, Any]:
+    """The prediction record for one image: from its probabilities, or from the error that stopped it."""
+    if proba is None:
+        return {"file": name, "digit": None, "confidence": None, "probabilities": None, "top": None,
+                "low_confidence": None, "error": str(error), "no_digit": isinstance(error, NoDigitError)}
+    order = np.argsort(-proba, kind="stable")[: max(1, min(top, len(proba)))]
+    confidence = float(proba[order[0]])
+    return {"file": name, "digit": int(order[0]), "confidence": confidence,
+            "probabilities": [round(float(p), 6) for p in proba],
+            "top": [[int(d), float(proba[d])] for d in order],
+            "low_confidence": confidence < min_confidence, "error": None, "no_digit": False}
+
+
+def _save_preprocessed(folder: Path, names: Sequence[str], digits: np.ndarray) -> None:
+    from PIL import Image
+
+    from .fsutil import atomic_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    for name, digit in zip(names, digits):
+        stem = Path(name).stem.strip("<>").replace(" ", "-") or "image"
+        candidate, n = stem, 2
+        while candidate in used:
+            candidate, n = f"{stem}-{n}", n + 1
+        used.add(candidate)
+        with atomic_path(folder / f"{candidate}.png") as tmp:
+            Image.fromarray(np.round(digit * 255).astype(np.uint8), mode="L").save(tmp, format="PNG")
+
+
+def predict(run_or_path: Run | str | os.PathLike, images: Any, *, top: int = 3,
+            min_confidence: float | None = None, allow_partial: bool = False,
+            save_preprocessed: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Classify images (paths, PIL images, arrays or bytes) with a run; one record per image, in order."""
+    from .images import preprocess
+
+    run = run_or_path if isinstance(run_or_path, Run) else load_run(run_or_path, allow_partial=allow_partial)
+    min_confidence = DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence
+    items = _as_list(images)
+    names = [_name(item, i) for i, item in enumerate(items)]
+    digits: dict[int, np.ndarray] = {}
+    errors: dict[int, BaseException] = {}
+    for i, item in enumerate(items):
+        try:
+            digits[i] = preprocess(item)
+        except ImageError as exc:
+            errors[i] = exc
+    proba = run.predict_proba(np.stack(list(digits.values()))) if digits else np.zeros((0, 10), np.float32)
+    by_index = dict(zip(digits, proba))
+    if save_preprocessed is not None and digits:
+        _save_preprocessed(Path(save_preprocessed), [names[i] for i in digits], np.stack(list(digits.values())))
+    return [record(names[i], by_index.get(i), top=top, min_confidence=min_confidence, error=errors.get(i))
+            for i in range(len(items))]
+
+
+def predict_paths(run_dir: str | os.PathLike, paths: Iterable[str | os.PathLike], *, top: int = 3,
+                  min_confidence: float | None = None, save_preprocessed: str | os.PathLike | None = None,
+                  allow_partial: bool = False) -> list[dict[str, Any]]:
+    """Classify image files and every image inside the given folders."""
+    run = load_run(run_dir, allow_partial=allow_partial)
+    return predict(run, expand_paths(paths), top=top, min_confidence=min_confidence,
+                   save_preprocessed=save_preprocessed)
+
+
+def format_table(records: Sequence[dict[str, Any]]) -> str:
+    """Records as an aligned table: file, digit, confidence, the next most likely digits, flags."""
+    width = max([4, *(len(r["file"]) for r in records)])
+    lines = [f"{'file':<{width}}  digit  confidence  top                     note"]
+    for r in records:
+        if r["digit"] is None:
+            lines.append(f"{r['file']:<{width}}  {'-':>5}  {'-':>10}  {'':<22}  {r['error']}")
+            continue
+        top = "  ".join(f"{d}:{p:.2f}" for d, p in r["top"])
+        note = "LOW confidence: check this one" if r["low_confidence"] else ""
+        lines.append(f"{r['file']:<{width}}  {r['digit']:>5}  {r['confidence']:>10.1%}  {top:<22}  {note}".rstrip())
+    return "\n".join(lines)
