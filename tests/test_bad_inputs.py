@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -113,14 +114,29 @@ def flip_bit(data: bytes, at: int, bit: int = 0) -> bytes:
 
 
 def png_bytes(array: np.ndarray | None = None, size: tuple[int, int] = (8, 8)) -> bytes:
-    """A real PNG: the given uint8 array, or a gray gradient of `size`."""
-    import io
-
+    """A real PNG: the given uint8 array, or grey noise of `size` (which compresses badly, so cuts hit pixels)."""
     if array is None:
-        array = (np.arange(size[0] * size[1]) % 256).astype(np.uint8).reshape(size[1], size[0])
+        array = np.random.default_rng(0).integers(0, 256, (size[1], size[0]), dtype=np.uint8)
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, "PNG")
     return buf.getvalue()
+
+
+def on_paper(digit: np.ndarray, size: int = 140) -> Image.Image:
+    """An MNIST digit as a picture a user would have: dark ink on white, `size` pixels square."""
+    return Image.fromarray(255 - digit).resize((size, size), Image.Resampling.BICUBIC)
+
+
+def picture(d: Path, name: str, im: Image.Image, **save: object) -> Path:
+    path = d / name
+    im.save(path, **save)
+    return path
+
+
+def animated_gif(d: Path, ctx: Ctx) -> Path:
+    """Two frames, a 7 then a 3: a reader must use the first."""
+    return picture(d, "anim.gif", on_paper(ctx.digits[7]), save_all=True, append_images=[on_paper(ctx.digits[3])],
+                   duration=500, loop=0)
 
 
 def png_declaring(width: int, height: int) -> bytes:
@@ -279,6 +295,24 @@ ROWS = [
 ]
 
 
+def mixed_files(d: Path, c: Ctx) -> list[object]:
+    """A good digit, an animated GIF, a missing file and a text file, asked for as JSON."""
+    seven = picture(d, "seven.png", on_paper(c.digits[7]))
+    notes = image(d, "notes.png", b"not an image\n")
+    return ["predict", c.run, seven, animated_gif(d, c), d / "missing.png", notes, "--json"]
+
+
+def no_digit_files(d: Path, c: Ctx) -> list[object]:
+    """An animated GIF, a flat grey picture and a 1x1 one, asked for as the table."""
+    blank = picture(d, "blank.png", Image.new("L", (200, 200), 128))
+    tiny = picture(d, "tiny.png", Image.new("L", (1, 1), 0))
+    return ["predict", c.run, animated_gif(d, c), blank, tiny]
+
+
+# Positive checks, run in the same batch as the rows: name -> setup.
+CHECKS = {"mixed-json": mixed_files, "no-digit-and-gif": no_digit_files}
+
+
 @pytest.fixture(scope="module")
 def ctx(trained_run, data_dir) -> Ctx:
     from mnistlab.data import load_dataset
@@ -305,11 +339,11 @@ def outcomes(ctx, tmp_path_factory) -> dict[str, Outcome]:
     base = tmp_path_factory.mktemp("bad-inputs")
     run_before = snapshot(ctx.run)
     jobs = {}
-    for row in ROWS:
-        folder = base / row.id
+    for name, setup in [(row.id, row.setup) for row in ROWS] + list(CHECKS.items()):
+        folder = base / name
         folder.mkdir()
-        argv = row.setup(folder, ctx)
-        jobs[row.id] = (folder, argv, snapshot(folder))
+        argv = setup(folder, ctx)
+        jobs[name] = (folder, argv, snapshot(folder))
 
     def go(row_id: str) -> Outcome:
         folder, argv, before = jobs[row_id]
@@ -345,3 +379,62 @@ def test_bad_input_is_refused_cleanly(row: Row, outcomes: dict[str, Outcome]) ->
             pytest.fail(f"known bug fixed ({row.known_bug}): remove known_bug from row {row.id}")
         pytest.xfail(f"{row.known_bug}: {line}")
     assert says_fix, f"the message does not say how to fix the problem: {line}"
+
+
+def test_predict_reads_what_it_can_and_reports_the_rest(outcomes: dict[str, Outcome]) -> None:
+    o = outcomes["mixed-json"]
+    r = o.result
+    assert "Traceback" not in r.stderr and error_lines(r.stderr) == [], r.stderr  # --json: errors are in the records
+    assert r.returncode == 2, "a file could not be read"
+    records = json.loads(r.stdout)
+    assert [Path(x["file"]).name for x in records] == ["seven.png", "anim.gif", "missing.png", "notes.png"]
+    seven, gif, missing, notes = records
+    assert (seven["digit"], seven["error"]) == (7, None) and seven["confidence"] > 0.5
+    assert (gif["digit"], gif["error"]) == (7, None), "an animated GIF is read from its first frame (a 7; then a 3)"
+    for bad, what in [(missing, "cannot read"), (notes, "not an image")]:
+        assert bad["digit"] is None and bad["probabilities"] is None and bad["top"] is None
+        assert what in bad["error"] and "\n" not in bad["error"] and not bad["no_digit"]
+    assert o.after == o.before
+
+
+def test_no_digit_is_a_result_not_an_error(outcomes: dict[str, Outcome]) -> None:
+    # predict --help: "Exit status 2 if any file could not be read"; a flat or 1x1 picture was read, and
+    # holds no digit: that is its answer, shown in the table, with exit status 0.
+    o = outcomes["no-digit-and-gif"]
+    r = o.result
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and error_lines(r.stderr) == [], r.stderr
+    rows = {Path(line.split()[0]).name: line for line in r.stdout.splitlines()[1:]}
+    assert set(rows) == {"anim.gif", "blank.png", "tiny.png"}, r.stdout
+    assert rows["anim.gif"].split()[1] == "7", r.stdout
+    for name in ["blank.png", "tiny.png"]:
+        assert "no digit found" in rows[name], r.stdout
+    assert o.after == o.before
+
+
+def test_huge_declared_png_is_refused_before_decoding(tmp_path: Path) -> None:
+    """50000x50000 declared in 80 bytes: refused from the header, fast, without allocating the 2.5 GB."""
+    path = tmp_path / "huge.png"
+    path.write_bytes(png_declaring(50000, 50000))
+    probe = (
+        "import resource, sys, time\n"
+        "from mnistlab.errors import ImageError\n"
+        "from mnistlab.images import load_image, preprocess\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "start = time.perf_counter()\n"
+        "for read in (load_image, preprocess):\n"
+        "    try:\n"
+        "        read(sys.argv[1])\n"
+        "        print('accepted')\n"
+        "    except ImageError as e:\n"
+        "        print(e)\n"
+        "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    first, second, figures = r.stdout.splitlines()
+    for message in (first, second):
+        assert "huge.png: image too large" in message and "resize it" in message, message
+    seconds, grown_kb = figures.split()
+    assert float(seconds) < 1.0, f"took {float(seconds):.2f} s"
+    assert int(grown_kb) < 50 * 1024, f"peak memory grew by {int(grown_kb) // 1024} MB"
