@@ -43,7 +43,7 @@ def evaluate(run_dir: Any, data_dir: Any = None) -> dict:
 
 def predict(run_or_path: Any, images: Any, **kwargs: Any) -> list[dict]:
     """Classify images (paths, PIL images or arrays) with a run; one record per image."""
-    from .predict import predict as _predict
+    from .prediction import predict as _predict
 
     return _predict(run_or_path, images, **kwargs)
 

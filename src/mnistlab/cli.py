@@ -225,7 +225,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import format_table, predict_paths
+    from .prediction import format_table, predict_paths
 
     _quiet_backend()
     records = predict_paths(args.run_dir, args.images, top=args.top, min_confidence=args.min_confidence,

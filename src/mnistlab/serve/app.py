@@ -107,7 +107,7 @@ def create_app(run: Run, *, max_pixels: int = MAX_PIXELS) -> Any:
     """The FastAPI application serving `run` (its model is loaded now, once)."""
     from .. import __version__
     from ..images import load_image, preprocess
-    from ..predict import DEFAULT_MIN_CONFIDENCE, record
+    from ..prediction import DEFAULT_MIN_CONFIDENCE, record
 
     run.predict_proba(np.zeros((1, 28, 28), np.float32))  # load and warm the model before the first request
     info = {
