@@ -77,10 +77,9 @@ class Run:
         model = self.model
         x = to_model_input(model, images)
         if len(x) <= 256:
-            # A direct call skips model.predict's per-call set-up, which dominates for a few images.
-            import keras
-
-            out = keras.ops.convert_to_numpy(model(x, training=False))
+            # predict_on_batch runs the compiled predict step without model.predict's per-call set-up:
+            # 0.7 ms for one image against 4 ms for an eager model(x) call (docs/benchmarks.md).
+            out = model.predict_on_batch(x)
         else:
             out = model.predict(x, batch_size=batch_size, verbose=0)
         return np.asarray(out, dtype=np.float32)
