@@ -22,6 +22,7 @@ MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 PLOTS_DIR = "plots"
+RETRAIN = "train it again with `mnistlab train --out DIR --force`"
 PLOT_FILES = {
     "curves": "curves.png",
     "predictions": "predictions.png",
@@ -88,22 +89,25 @@ class Run:
 def load_model(path: Path) -> Any:
     """Load a .keras file in safe mode, turning any failure into a RunError naming the file."""
     if not path.is_file():
-        raise RunError(f"{path}: model file missing; is {path.parent} a finished mnistlab run?")
+        raise RunError(f"{path}: model file missing; give a run directory that `mnistlab train` finished, or {RETRAIN}")
     import zipfile
 
     if not zipfile.is_zipfile(path):
-        raise RunError(f"{path}: not a .keras model file (a .keras file is a zip archive)")
+        raise RunError(f"{path}: not a .keras model file (a .keras file is a zip archive); {RETRAIN}")
     import keras
 
     try:
         model = keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a bad archive; all mean the same to a user.
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunError(f"{path}: cannot load the model: {reason[:300]}") from exc
+        raise RunError(f"{path}: cannot load the model ({reason[:200]}); {RETRAIN}") from exc
     output = tuple(model.output_shape[1:]) if not isinstance(model.output_shape, list) else None
     if output != (10,):
-        raise RunError(f"{path}: model outputs {model.output_shape}, expected 10 class probabilities")
-    to_model_input(model, np.zeros((1, 28, 28), np.float32))
+        raise RunError(f"{path}: model outputs {model.output_shape}, expected 10 class probabilities; {RETRAIN}")
+    try:
+        to_model_input(model, np.zeros((1, 28, 28), np.float32))
+    except RunError as exc:
+        raise RunError(f"{path}: {exc}; mnistlab models take 28x28 images: {RETRAIN}") from None
     return model
 
 
@@ -129,17 +133,18 @@ def read_metrics(path: Path) -> dict[str, Any]:
     """Read and check a run's metrics.json."""
     file = path / METRICS_FILE
     if not path.exists():
-        raise RunError(f"{path}: no such run directory")
+        raise RunError(f"{path}: no such run directory; check the path (`mnistlab train` prints it)")
     if not path.is_dir():
         raise RunError(f"{path}: not a directory; give the run directory that `mnistlab train` wrote")
     if not file.is_file():
-        raise RunError(f"{path}: not a mnistlab run ({METRICS_FILE} missing)")
+        raise RunError(f"{path}: not a mnistlab run ({METRICS_FILE} missing); give the run directory that "
+                       "`mnistlab train` wrote")
     try:
         metrics = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunError(f"{file}: unreadable ({exc})") from exc
+        raise RunError(f"{file}: unreadable ({exc}); {RETRAIN}") from exc
     if not isinstance(metrics, dict):
-        raise RunError(f"{file}: not a metrics object")
+        raise RunError(f"{file}: not a metrics object; {RETRAIN}")
     version = metrics.get("format", FORMAT_VERSION)
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise RunError(
@@ -161,7 +166,7 @@ def load_run(path: str | Path, *, allow_partial: bool = True) -> Run:
     if not run.complete and not (path / MODEL_FILE).is_file():
         run.model_file = _checkpoint_model(path)
     elif not (path / MODEL_FILE).is_file():
-        raise RunError(f"{path}: {MODEL_FILE} missing; the run is incomplete or damaged")
+        raise RunError(f"{path}: {MODEL_FILE} missing, the run is damaged; {RETRAIN}")
     return run
 
 

@@ -54,16 +54,20 @@ def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None,
         path = where.paths[role]
         fetched = where.fetched.get(role)
         # A file downloaded just now was already decompressed and hashed: reuse both.
+        again = ", or delete it to download it again" if where.source in ("cache", "download") else ""
+        fix = f"replace it with a good copy of {spec.name}'s {fspec.filename}{again}"
         content, compressed = (fetched.content, fetched.compressed) if fetched else read_bytes(path)
-        array = parse_idx(content, path, compressed=compressed)
+        try:
+            array = parse_idx(content, path, compressed=compressed)
+        except DataError as exc:
+            raise DataError(f"{exc}; {fix}") from exc
         digest = fetched.sha256 if fetched else hashlib.sha256(content).hexdigest()
         if digest != fspec.sha256:
-            again = ", or delete it to download it again" if where.source in ("cache", "download") else ""
             raise DataError(f"{path}: sha256 mismatch: expected {fspec.sha256}, got {digest}; the file is damaged "
-                            f"or is not {spec.name}'s {fspec.filename}: replace it with a good copy{again}")
+                            f"or is not {spec.name}'s {fspec.filename}: {fix}")
         if array.dtype != np.uint8 or array.shape != fspec.shape:
             raise DataError(f"{path}: holds a {array.dtype} array of shape {array.shape}; {spec.name} expects "
-                            f"uint8 {fspec.shape}")
+                            f"uint8 {fspec.shape}: {fix}")
         arrays[role] = array
         digests[path.name] = digest
     for split in ("train", "test"):
