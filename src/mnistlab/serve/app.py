@@ -1,8 +1,20 @@
 """The draw-a-digit web app: one static page and a small JSON API around a run loaded once.
 
-Every client input gets an answer in the 4xx range with a message, never a 500: bodies over the size
-limit are cut off while they stream in (413), unknown content types get 415, unreadable images 400,
-and images over the pixel cap are refused from their header, before decoding.
+    GET  /              the page (static/index.html; its assets under /static/, shipped in the package)
+    GET  /api/health    {"status": "ok"}
+    GET  /api/model     recipe, dataset, test accuracy, status, class names, parameter count
+    POST /api/predict   an image as multipart field "file", or JSON {"image": "<base64 or data: URL>"}
+
+`POST /api/predict` answers with the prediction record of docs/design.md, the same as `mnistlab predict
+--json`, plus one field for the page: `preprocessed`, the 28x28 image the model saw as a base64 PNG.
+A picture that was read but holds no digit is a result, not a client error: 200 with `digit` null,
+`no_digit` true and `error` "... no digit found ...", as `predict` reports it (the page shows "?").
+
+Every other client input gets a 4xx answer {"detail": message}, never a 500: bodies over 5 MB get 413
+(from Content-Length up front, or counted while a chunked body streams in), other content types 415,
+malformed JSON or multipart, bad base64, a missing field, an empty or unreadable image 400, and an image
+over the pixel cap 400 from its header, before a pixel is decoded. Inference runs in the threadpool so a
+slow photo never blocks the event loop.
 """
 
 from __future__ import annotations
@@ -27,12 +39,22 @@ from ..errors import ImageError, NoDigitError
 from ..runs import Run
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
-MAX_PIXELS = 25_000_000  # a 5 MB upload cannot hold a real photo larger than this; bombs declare far more
+# 25 megapixels: a 5 MB upload holds no real photo larger than this (a 24 MP camera JPEG is ~8 MB), while a
+# decompression bomb declares far more; the header is checked before any pixel is decoded.
+MAX_PIXELS = 25_000_000
 STATIC = Path(__file__).parent / "static"
+TOO_LARGE = f"request body over {MAX_BODY_BYTES // (1024 * 1024)} MB; send a smaller image"
+
+
+class RequestTooLarge(HTTPException):
+    """Raised from the body stream once a request has sent more than the limit."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail=TOO_LARGE)
 
 
 class BodyLimit:
-    """ASGI middleware: answer 413 for bodies over `limit` bytes, by Content-Length or while streaming."""
+    """ASGI middleware: 413 for bodies over `limit` bytes, by Content-Length up front or counted as they stream."""
 
     def __init__(self, app: Any, limit: int = MAX_BODY_BYTES):
         self.app, self.limit = app, limit
@@ -41,14 +63,12 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        try:
-            too_big = declared is not None and int(declared) > self.limit
-        except ValueError:
-            return await _send_json(send, 400, {"detail": "Content-Length is not a number"})
-        if too_big:
-            return await _send_json(send, 413, {"detail": f"request body over {self.limit // (1024 * 1024)} MB"})
+        if declared is not None:
+            if not declared.isdigit():
+                return await _send_json(send, 400, {"detail": "Content-Length is not a number"})
+            if int(declared) > self.limit:
+                return await _send_json(send, 413, {"detail": TOO_LARGE})
         seen = 0
-        started = False
 
         async def limited_receive() -> dict:
             nonlocal seen
@@ -56,24 +76,12 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge()
+                    # An HTTPException raised inside the endpoint's body read is answered by the app's
+                    # exception handler (413 JSON); a plain exception would reach Starlette's 500 handler.
+                    raise RequestTooLarge()
             return message
 
-        async def tracking_send(message: dict) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _send_json(send, 413, {"detail": f"request body over {self.limit // (1024 * 1024)} MB"})
-
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, limited_receive, send)
 
 
 async def _send_json(send: Any, status: int, body: dict) -> None:
@@ -94,9 +102,13 @@ def _png_base64(digit: np.ndarray) -> str:
 
 def _decode_base64(text: Any) -> bytes:
     if not isinstance(text, str) or not text:
-        raise ValueError('"image" must be a non-empty base64 string')
+        raise ValueError('JSON body needs "image": a non-empty base64 string (or a data: URL)')
     if text.startswith("data:"):
-        text = text.partition(",")[2]
+        header, comma, text = text.partition(",")
+        if not comma or not header.endswith(";base64"):
+            raise ValueError('"image" is a data: URL but not a base64 one (data:image/png;base64,...)')
+    # Line breaks (base64 tools wrap at 76 columns) and the URL-safe alphabet are harmless; anything else is not.
+    text = re.sub(r"\s+", "", text).replace("-", "+").replace("_", "/")
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
@@ -104,20 +116,20 @@ def _decode_base64(text: Any) -> bytes:
 
 
 def create_app(run: Run, *, max_pixels: int = MAX_PIXELS) -> Any:
-    """The FastAPI application serving `run` (its model is loaded now, once)."""
+    """The ASGI application serving `run` (its model is loaded and warmed now, once, not per request)."""
     from .. import __version__
-    from ..images import load_image, preprocess
+    from ..images import preprocess
     from ..prediction import DEFAULT_MIN_CONFIDENCE, record
 
-    run.predict_proba(np.zeros((1, 28, 28), np.float32))  # load and warm the model before the first request
+    run.predict_proba(np.zeros((1, 28, 28), np.float32))  # load and trace the model before the first request
     info = {
         "recipe": run.metrics.get("recipe"), "dataset": run.metrics.get("dataset"),
         "test_accuracy": run.metrics.get("test_accuracy"), "status": run.metrics.get("status", "complete"),
         "class_names": run.class_names, "params": run.metrics.get("params"), "ensemble": run.metrics.get("ensemble", 1),
-        "run_dir": str(run.path), "mnistlab": __version__,
+        "min_confidence": DEFAULT_MIN_CONFIDENCE, "mnistlab": __version__,
     }
 
-    app = FastAPI(title="mnistlab", version=__version__, description="Draw or upload a digit; get the prediction.")
+    app = FastAPI(title="mnistlab", version=__version__, description=__doc__)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     def fail(status: int, message: str) -> JSONResponse:
@@ -145,53 +157,66 @@ def create_app(run: Run, *, max_pixels: int = MAX_PIXELS) -> Any:
 
     def classify(data: bytes, name: str) -> tuple[int, dict]:
         try:
-            digit = preprocess(load_image(data, max_pixels=max_pixels))
+            # Bytes, not a decoded image: preprocess checks the pixel cap from the header and lets a large
+            # JPEG decode at a reduced scale (a 12-megapixel photo then costs tens of ms, not hundreds).
+            digit = preprocess(data, max_pixels=max_pixels)
         except NoDigitError as exc:
-            return 200, {**record(name, None, error=exc), "preprocessed": None}
+            return 200, {**record(name, None, error=NoDigitError(_named(exc, name))), "preprocessed": None}
         except ImageError as exc:
-            return 400, {"detail": re.sub(r"^<[^>]*bytes>: ", f"{name}: ", str(exc))}
+            return 400, {"detail": _named(exc, name)}
         proba = run.predict_proba(digit[None])[0]
         return 200, {**record(name, proba, min_confidence=DEFAULT_MIN_CONFIDENCE), "preprocessed": _png_base64(digit)}
 
     @app.post("/api/predict")
     async def predict(request: Request) -> JSONResponse:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        name = "upload"
         if kind == "multipart/form-data":
             try:
-                form = await request.form(max_files=1, max_fields=10)
-            except _TooLarge:
+                async with request.form(max_files=1, max_fields=10) as form:
+                    upload = form.get("file")
+                    if upload is None or isinstance(upload, str):
+                        return fail(400, 'multipart body needs an image file in the field "file"')
+                    data = await upload.read()
+                    name = (upload.filename or "upload")[:200]
+            except RequestTooLarge:
                 raise
-            except Exception:  # python-multipart raises several types for a broken body
+            except Exception:  # python-multipart and Starlette raise several types for a broken body
                 return fail(400, "malformed multipart body")
-            upload = form.get("file")
-            if upload is None or isinstance(upload, str):
-                return fail(400, 'multipart body needs an image file in the field "file"')
-            data = await upload.read()
-            name = upload.filename or name
         elif kind == "application/json":
+            raw = await request.body()
             try:
-                body = json.loads(await request.body())
-                data = _decode_base64(body.get("image") if isinstance(body, dict) else None)
+                body = json.loads(raw)
             except (ValueError, UnicodeDecodeError) as exc:
-                return fail(400, f"malformed JSON body: {exc}" if isinstance(exc, json.JSONDecodeError) else str(exc))
+                return fail(400, f"malformed JSON body: {exc}")
+            try:
+                data = _decode_base64(body.get("image") if isinstance(body, dict) else None)
+            except ValueError as exc:
+                return fail(400, str(exc))
+            name = "image"
         else:
-            return fail(415, 'send an image as multipart form field "file" or JSON {"image": "<base64 PNG>"}')
+            return fail(415, f"content type {kind or 'missing'!r}: send an image as multipart form field \"file\" "
+                             'or as JSON {"image": "<base64 PNG or data: URL>"}')
         if not data:
-            return fail(400, "the image is empty")
+            return fail(400, f"{name}: the image is empty (0 bytes)")
         status, body = await run_in_threadpool(classify, data, name)
         return JSONResponse(body, status_code=status)
 
     return BodyLimit(app)
 
 
+def _named(exc: ImageError, name: str) -> str:
+    """The error's message with images.py's '<N bytes>' placeholder replaced by the upload's name."""
+    return re.sub(r"^<\d+ bytes>", lambda _: name, str(exc))
+
+
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, allow_partial: bool = False) -> None:
-    """Load a run and serve the app with uvicorn until interrupted."""
+    """Load a run (refusing an unfinished one unless allow_partial) and serve the app with uvicorn until interrupted."""
     import uvicorn
 
     from ..runs import load_run
 
     run = load_run(run_dir, allow_partial=allow_partial)
     app = create_app(run)
-    print(f"mnistlab: serving {run_dir} at http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"mnistlab: serving {run_dir} at http://{shown}:{port}/  (Ctrl-C to stop)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=5, h11_max_incomplete_event_size=65536)
