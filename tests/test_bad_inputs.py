@@ -223,8 +223,6 @@ class Row:
     known_bug: str = ""  # set when the message is known to lack how-to-fix: the test expects that, strictly
 
 
-NO_FIX_RUN = "runs.py: RunError message names the problem but not the fix"
-NO_FIX_IDX = "data/idx.py: parse_idx messages have no how-to-fix part"
 NO_FIX_IMG = "images.py: ImageError message names the problem but not the fix"
 
 ROWS = [
@@ -238,7 +236,7 @@ ROWS = [
         "t10k-labels-idx1-ubyte.gz: truncated gzip stream"),
     Row("data-truncated-idx", lambda d, c: ["data", "--data-dir", data_copy(
         d, c, "t10k-labels-idx1-ubyte.gz", real(c, "t10k-labels-idx1-ubyte.gz")[:5000], "t10k-labels-idx1-ubyte")],
-        "t10k-labels-idx1-ubyte: truncated", NO_FIX_IDX),
+        "t10k-labels-idx1-ubyte: truncated"),
     Row("data-bit-flip-checksum", lambda d, c: ["data", "--data-dir", data_copy(
         d, c, "t10k-labels-idx1-ubyte.gz", flip_bit(real(c, "t10k-labels-idx1-ubyte.gz"), 100),
         "t10k-labels-idx1-ubyte")], "t10k-labels-idx1-ubyte: sha256 mismatch"),
@@ -248,7 +246,7 @@ ROWS = [
         "t10k-labels-idx1-ubyte.gz: corrupt gzip stream"),
     Row("data-png-as-idx", lambda d, c: ["train", "--limit", 200, "--epochs", 1, "--out", d / "new-run",
                                          "--data-dir", data_copy(d, c, "t10k-images-idx3-ubyte.gz", png_bytes())],
-        "t10k-images-idx3-ubyte.gz: not an IDX file", NO_FIX_IDX),
+        "t10k-images-idx3-ubyte.gz: not an IDX file"),
     # Arguments.
     Row("unknown-recipe", lambda d, c: ["train", "--recipe", "resnet", "--out", d / "new-run"],
         "unknown recipe 'resnet'"),
@@ -267,20 +265,20 @@ ROWS = [
     Row("resume-finished-run", lambda d, c: ["train", "--resume", run_copy(d, c)], "already finished"),
     # Run directories.
     Row("run-missing-metrics", lambda d, c: ["summary", run_copy(d, c, remove(runs.METRICS_FILE))],
-        "metrics.json missing", NO_FIX_RUN),
+        "metrics.json missing"),
     Row("run-missing-model", lambda d, c: ["evaluate", run_copy(d, c, remove(runs.MODEL_FILE))],
-        "model.keras missing", NO_FIX_RUN),
+        "model.keras missing"),
     Row("run-newer-format", lambda d, c: ["summary", run_copy(d, c, set_metrics(format=99))], "run format 99"),
     Row("run-wrong-input-shape", lambda d, c: ["summary", run_copy(d, c, keras_model("rgb32"))],
-        "input of shape (32, 32, 3)", "runs.py: load_model's shape check names neither the file nor a fix"),
+        "model.keras: model takes input of shape (32, 32, 3)"),
     Row("model-random-bytes", lambda d, c: ["summary", run_copy(d, c, model_bytes(np.random.default_rng(0).bytes(4096)))],
-        "model.keras: not a .keras model file", NO_FIX_RUN),
+        "model.keras: not a .keras model file"),
     Row("model-pickle", lambda d, c: ["summary", run_copy(d, c, model_bytes(pickle.dumps({"weights": [1, 2]})))],
-        "model.keras: not a .keras model file", NO_FIX_RUN),
+        "model.keras: not a .keras model file"),
     Row("model-zip-garbage", lambda d, c: ["summary", run_copy(d, c, garbage_zip)],
-        "model.keras: cannot load the model", NO_FIX_RUN),
+        "model.keras: cannot load the model"),
     Row("model-unsafe-lambda", lambda d, c: ["summary", run_copy(d, c, keras_model("lambda"))],
-        "model.keras: cannot load the model", NO_FIX_RUN),
+        "model.keras: cannot load the model"),
     # Images for `predict` (one unreadable file: exit 2 and its one-line message; "no digit" is not an error).
     Row("image-empty-file", predict_row("empty.png", b""), "empty.png: empty file", NO_FIX_IMG),
     Row("image-text-named-png", predict_row("notes.png", b"these are not the pixels you are looking for\n" * 20),
@@ -377,7 +375,7 @@ def test_bad_input_is_refused_cleanly(row: Row, outcomes: dict[str, Outcome]) ->
     says_fix = bool(FIX_HINT.search(line))
     if row.known_bug:
         if says_fix:
-            pytest.fail(f"known bug fixed ({row.known_bug}): remove known_bug from row {row.id}")
+            pytest.fail(f"known bug fixed ({row.known_bug}): remove known_bug from row {row.id}: {line}")
         pytest.xfail(f"{row.known_bug}: {line}")
     assert says_fix, f"the message does not say how to fix the problem: {line}"
 

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from mnistlab import images
 from mnistlab.errors import ImageError, NoDigitError
 from mnistlab.images import load_image, preprocess, preprocess_many
 

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import shutil
 import struct
+import threading
 import zlib
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import mnistlab
-from mnistlab.serve import create_app
+from mnistlab.errors import RunError
+from mnistlab.serve import create_app, serve
+from mnistlab.serve.app import MAX_BODY_BYTES
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +70,7 @@ def test_multipart_and_json_give_the_same_record_as_predict(client, digits, trai
         assert ra["probabilities"] == rb["probabilities"]
         assert len(ra["probabilities"]) == 10 and abs(sum(ra["probabilities"]) - 1) < 1e-3
         cli = mnistlab.predict(trained_run.path, [png])[0]
+        assert set(ra) - {"preprocessed"} == set(cli)  # the record of `predict --json`, plus the picture
         assert cli["digit"] == ra["digit"] and cli["confidence"] == pytest.approx(ra["confidence"], abs=1e-6)
         seen = Image.open(io.BytesIO(base64.b64decode(ra["preprocessed"])))
         assert seen.size == (28, 28)
@@ -94,6 +102,15 @@ def _png_header(width: int, height: int) -> bytes:
         ({"content": b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nabc",
           "headers": {"content-type": "multipart/form-data; boundary=x"}}, 400, ""),
         ({"content": b"0" * (5 * 1024 * 1024 + 1), "headers": {"content-type": "application/json"}}, 413, "5 MB"),
+        ({"content": b"{}", "headers": {"content-type": "application/json"}}, 400, '"image"'),
+        ({"json": {"image": "data:image/png,rawbytes"}}, 400, "not a base64 one"),
+        ({"json": {"image": base64.b64encode(b"GIF89a and nothing else").decode()}}, 400, "image: "),
+        ({"content": b"\xff\xfe{", "headers": {"content-type": "application/json"}}, 400, "malformed JSON"),
+        ({"content": b"", "headers": {}}, 415, "content type 'missing'"),
+        ({"content": b"a=1", "headers": {"content-type": "application/x-www-form-urlencoded"}}, 415, "multipart"),
+        ({"files": {"file": ("pic.png", b"abc", "image/png")}, "data": {"file": "text as well"}}, 400, ""),
+        ({"files": [("file", ("a.png", b"1", "image/png")), ("file", ("b.png", b"2", "image/png"))]}, 400, ""),
+        ({"content": b"1", "headers": {"content-type": "application/json", "content-length": "abc"}}, 400, "Content-Length"),
     ],
 )
 def test_bad_requests_get_a_4xx_with_a_message(client, kwargs, status, message):
@@ -102,13 +119,96 @@ def test_bad_requests_get_a_4xx_with_a_message(client, kwargs, status, message):
     assert message in response.json()["detail"]
 
 
-def test_blank_image_is_a_record_without_a_digit(client):
+def test_errors_name_the_upload(client):
+    r = client.post("/api/predict", files={"file": ("holiday.jpg", b"not a jpeg at all", "image/jpeg")})
+    assert r.status_code == 400 and r.json()["detail"].startswith("holiday.jpg: not an image")
+
+
+def chunks(total: int, size: int = 256 * 1024):
+    """A request body of `total` bytes sent in chunks, without a Content-Length (Transfer-Encoding: chunked)."""
+    for start in range(0, total, size):
+        yield b"0" * min(size, total - start)
+
+
+@pytest.mark.parametrize("kind", ["application/json", "multipart/form-data; boundary=x"])
+def test_streamed_body_over_the_limit_is_cut_off_with_413(client, kind):
+    r = client.post("/api/predict", content=chunks(MAX_BODY_BYTES + 1), headers={"content-type": kind})
+    assert r.status_code == 413 and "5 MB" in r.json()["detail"]
+
+
+def test_streamed_body_under_the_limit_is_read(client, digits):
+    png = canvas_png(digits[0][0])
+    body = json.dumps({"image": base64.b64encode(png).decode()}).encode()
+    r = client.post("/api/predict", content=iter([body[:100], body[100:]]), headers={"content-type": "application/json"})
+    assert r.status_code == 200 and r.json()["digit"] is not None
+
+
+def test_base64_with_line_breaks_is_accepted(client, digits):
+    png = canvas_png(digits[0][1])
+    wrapped = base64.encodebytes(png).decode()  # 76 columns, as the `base64` tool writes it
+    assert "\n" in wrapped
+    r = client.post("/api/predict", json={"image": wrapped})
+    assert r.status_code == 200 and r.json()["digit"] is not None
+
+
+def test_large_photo_is_read(client, digits):
+    x, y = digits
+    rng = np.random.default_rng(0)
+    paper = rng.normal(210, 8, (4000, 3000))
+    ink = np.asarray(Image.fromarray(x[0]).resize((1500, 1500), Image.Resampling.BICUBIC), np.float32) / 255
+    paper[1200:2700, 700:2200] *= 1 - 0.8 * ink
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).convert("RGB").save(buf, format="JPEG", quality=85)
+    assert len(buf.getvalue()) < MAX_BODY_BYTES
+    r = client.post("/api/predict", files={"file": ("photo.jpg", buf.getvalue(), "image/jpeg")})
+    assert r.status_code == 200 and r.json()["digit"] == y[0]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.binary(max_size=2000), kind=st.sampled_from([
+    "application/json", "multipart/form-data", "multipart/form-data; boundary=b", "image/png", "", "text/plain"]),
+    as_json=st.booleans())
+def test_no_client_input_gets_a_500(client, body, kind, as_json):
+    if as_json:  # valid JSON carrying arbitrary bytes as base64
+        body, kind = json.dumps({"image": base64.b64encode(body).decode()}).encode(), "application/json"
+    r = client.post("/api/predict", content=body, headers={"content-type": kind} if kind else {})
+    assert r.status_code in (200, 400, 413, 415), r.text
+    assert ("detail" in r.json()) == (r.status_code != 200)
+
+
+def test_inference_runs_off_the_event_loop(trained_run, digits, monkeypatch):
+    import mnistlab.images as images_module
+
+    threads = []
+    original = images_module.preprocess
+    monkeypatch.setattr(images_module, "preprocess",
+                        lambda *a, **k: threads.append(threading.current_thread().name) or original(*a, **k))
+    with TestClient(create_app(mnistlab.load_run(trained_run.path))) as c:
+        loop_thread = c.portal.call(lambda: threading.current_thread().name)
+        assert c.post("/api/predict", files={"file": ("d.png", canvas_png(digits[0][0]), "image/png")}).status_code == 200
+    assert threads and loop_thread not in threads
+
+
+def test_serve_refuses_an_unfinished_run(trained_run, tmp_path):
+    run_dir = tmp_path / "partial"
+    shutil.copytree(trained_run.path, run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "status": "partial"}))
+    with pytest.raises(RunError, match="--allow-partial"):
+        serve(run_dir, port=0)
+
+
+def test_blank_image_is_a_record_without_a_digit(client, trained_run):
     buf = io.BytesIO()
     Image.new("L", (200, 200), 255).save(buf, format="PNG")
     r = client.post("/api/predict", files={"file": ("blank.png", buf.getvalue(), "image/png")})
     assert r.status_code == 200
     body = r.json()
     assert body["digit"] is None and body["no_digit"] and "no digit" in body["error"]
+    assert body["file"] == "blank.png" and body["preprocessed"] is None
+    api = mnistlab.predict(trained_run, [buf.getvalue()])[0]
+    assert {k: v for k, v in body.items() if k not in ("preprocessed", "file", "error")} == \
+        {k: v for k, v in api.items() if k not in ("file", "error")}
 
 
 def test_model_is_loaded_once(trained_run, monkeypatch, digits):

@@ -188,6 +188,8 @@ def create_app(run: Run, *, max_pixels: int = MAX_PIXELS) -> Any:
                 body = json.loads(raw)
             except (ValueError, UnicodeDecodeError) as exc:
                 return fail(400, f"malformed JSON body: {exc}")
+            except RecursionError:  # "[[[[..." thousands deep: json's C parser gives up with this, not ValueError
+                return fail(400, "malformed JSON body: nested too deeply")
             try:
                 data = _decode_base64(body.get("image") if isinstance(body, dict) else None)
             except ValueError as exc:
