@@ -39,7 +39,7 @@ from mnistlab import runs
 TF_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} )")
 MNIST_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
                "t10k-labels-idx1-ubyte.gz"]
-# Where the shared fixtures' files are; the rows copy what they damage from here.
+# The data folder inside a row's folder: links to the real MNIST files, the damaged one a real file.
 FIX_DATA = "data"
 # How a message may say what to do: an instruction, or (scikit-learn style) what is allowed.
 FIX_HINT = re.compile(r"copy or download|replace it|add the missing|choose one of|must be (at least|between)|"
@@ -271,7 +271,8 @@ ROWS = [
     Row("run-newer-format", lambda d, c: ["summary", run_copy(d, c, set_metrics(format=99))], "run format 99"),
     Row("run-wrong-input-shape", lambda d, c: ["summary", run_copy(d, c, keras_model("rgb32"))],
         "model.keras: model takes input of shape (32, 32, 3)"),
-    Row("model-random-bytes", lambda d, c: ["summary", run_copy(d, c, model_bytes(np.random.default_rng(0).bytes(4096)))],
+    Row("model-random-bytes",
+        lambda d, c: ["summary", run_copy(d, c, model_bytes(np.random.default_rng(0).bytes(4096)))],
         "model.keras: not a .keras model file"),
     Row("model-pickle", lambda d, c: ["summary", run_copy(d, c, model_bytes(pickle.dumps({"weights": [1, 2]})))],
         "model.keras: not a .keras model file"),

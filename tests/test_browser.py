@@ -1,7 +1,8 @@
-"""A real headless Chromium draws a digit on the served page and sees the prediction and the bars."""
+"""A real headless Chromium draws digits on the page served by a real `mnistlab serve` and sees the answers."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import socket
@@ -11,11 +12,15 @@ import time
 import urllib.request
 
 import pytest
+from PIL import Image
+
+import mnistlab
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ANSWERED = "document.querySelector('#digit').textContent !== '?'"
 
 
 def free_port() -> int:
@@ -25,70 +30,129 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(trained_run):
+def server(trained_run, tmp_path_factory):
     port = free_port()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.Popen([sys.executable, "-m", "mnistlab.cli", "serve", str(trained_run.path), "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "mnistlab.cli", "serve", str(trained_run.path), "--port", str(port)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/api/health", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            assert proc.poll() is None, proc.stdout.read()
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("server did not start")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/api/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, f"server did not start in 120 s: {log.read_text()}"
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "Traceback" not in log.read_text(), log.read_text()
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser():
     if not os.path.exists(CHROMIUM):
-        pytest.skip("Chromium is not installed (Debian: apt-get install chromium); .ci/run installs it")
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
     with sync_api.sync_playwright() as p:
-        # Playwright gives every launch a fresh, empty profile of its own.
+        # Each launch gets a fresh, empty profile of its own (a temporary user-data-dir).
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 900, "height": 640})
-        page.goto(server)
-        yield page
+        yield browser
         browser.close()
 
 
-def draw(page, points):
+@pytest.fixture
+def page(browser, server):
+    page = browser.new_page(viewport={"width": 900, "height": 660})
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    # A 4xx answer is logged by Chromium itself ("Failed to load resource"); anything else is the page's fault.
+    page.on("console", lambda m: m.type == "error" and not m.text.startswith("Failed to load resource: the server "
+                                                                           "responded with a status of 4")
+            and problems.append(f"console: {m.text}"))
+    page.goto(server)
+    page.wait_for_function("document.querySelector('#model-info').textContent.includes('cnn')")
+    yield page
+    page.close()
+    assert problems == []
+
+
+def draw(page, points, release=True):
+    """One stroke through `points` (pad coordinates) with real mouse events: down, moves, up."""
     box = page.locator("#pad").bounding_box()
     x0, y0 = box["x"], box["y"]
     page.mouse.move(x0 + points[0][0], y0 + points[0][1])
     page.mouse.down()
     for x, y in points[1:]:
         page.mouse.move(x0 + x, y0 + y, steps=8)
-    page.mouse.up()
+    if release:
+        page.mouse.up()
+
+
+def bars(page) -> list[float]:
+    return [float(t.rstrip("%")) / 100 for t in page.locator("#bars .bar .p").all_inner_texts()]
 
 
 def test_drawing_a_one_shows_the_prediction_and_bars(page, artifacts):
     assert page.locator("#digit").inner_text() == "?"
-    page.wait_for_function("document.querySelector('#model-info').textContent.includes('cnn')")
+    assert page.locator("#bars .bar").count() == 10
     draw(page, [(140, 40), (142, 140), (144, 240)])
-    page.wait_for_function("document.querySelector('#digit').textContent !== '?'", timeout=15000)
+    page.wait_for_function(ANSWERED, timeout=15000)
     assert page.locator("#digit").inner_text() == "1"
     assert page.locator("#bars .bar").count() == 10
     assert page.locator("#bars .bar.top").get_attribute("data-digit") == "1"
+    shown = bars(page)
+    assert len(shown) == 10 and abs(sum(shown) - 1) < 0.02 and max(shown) == shown[1]
     assert "% sure" in page.locator("#confidence").inner_text()
     page.wait_for_function("document.querySelector('#seen').naturalWidth === 28")
+    assert page.locator("#seen").is_visible()
     page.screenshot(path=str(artifacts / "browser.png"))
 
 
-def test_clear_resets_and_a_seven_is_read(page, artifacts):
-    page.click("#clear")
-    assert page.locator("#digit").inner_text() == "?"
-    draw(page, [(60, 50), (220, 50), (150, 160), (110, 250)])
-    page.wait_for_function("document.querySelector('#digit').textContent !== '?'", timeout=15000)
+def test_the_answer_updates_while_drawing_and_clear_resets(page, artifacts):
+    # The pen is still down: the debounced request goes out when the pointer rests, before pointerup.
+    draw(page, [(60, 50), (220, 50), (150, 160), (110, 250)], release=False)
+    page.wait_for_function(ANSWERED, timeout=15000)
+    page.mouse.up()
+    page.wait_for_timeout(300)
     assert page.locator("#digit").inner_text() == "7"
     page.screenshot(path=str(artifacts / "browser-seven.png"))
+    page.click("#clear")
+    assert page.locator("#digit").inner_text() == "?"
+    assert page.locator("#bars .bar").count() == 10
+    assert page.eval_on_selector_all("#bars .fill", "els => els.map(e => parseFloat(e.style.width))") == [0] * 10
+    assert not page.locator("#seen").is_visible()
+    # Light ink on a dark pad is read the same way.
+    page.check("#invert")
+    draw(page, [(140, 40), (142, 140), (144, 240)])
+    page.wait_for_function(ANSWERED, timeout=15000)
+    assert page.locator("#digit").inner_text() == "1"
+
+
+def test_uploading_a_picture_shows_its_prediction(page, trained_run, data_dir, tmp_path, artifacts):
+    (_, _), (x, _) = mnistlab.load_data(data_dir=data_dir)
+    picture = tmp_path / "four.png"
+    Image.fromarray(255 - x[4]).resize((200, 200), Image.Resampling.BILINEAR).save(picture)
+    expected = mnistlab.predict(trained_run, [picture])[0]
+    page.set_input_files("#upload", str(picture))
+    page.wait_for_function(ANSWERED, timeout=15000)
+    assert page.locator("#digit").inner_text() == str(expected["digit"])
+    assert page.locator("#bars .bar.top").get_attribute("data-digit") == str(expected["digit"])
+    # The page shows the picture on the pad.
+    pixels = page.evaluate("Array.from(document.querySelector('#pad').getContext('2d')"
+                           ".getImageData(0, 0, 280, 280).data.filter((_, i) => i % 4 === 0))")
+    assert min(pixels) < 64 < 192 < max(pixels)
+    # An upload that is not an image gets its message, not a stale answer.
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    page.set_input_files("#upload", str(bad))
+    page.wait_for_function("document.querySelector('#message').textContent.includes('not an image')", timeout=15000)
+    assert page.locator("#digit").inner_text() == "?"
+    page.screenshot(path=str(artifacts / "browser-upload-error.png"))
