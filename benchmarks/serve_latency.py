@@ -1,11 +1,20 @@
 """Latency and throughput of the web API, and the cold start of `mnistlab predict`, on 127.0.0.1.
 
-    MNISTLAB_DATA=../shared/data .venv/bin/python benchmarks/serve_latency.py RUN_DIR [--clients 8] [--seconds 15]
+    PYTHONPATH=src .venv/bin/python benchmarks/serve_latency.py RUN_DIR [--data-dir ../shared/data]
+        [--requests 500] [--clients 8] [--seconds 15] [--photos 20]
 
-Starts the real server (`mnistlab serve`) in a subprocess, then measures with keep-alive connections:
-single-client latency for a 280x280 canvas drawing (p50, p99 over 500 requests), throughput with
-concurrent clients, large phone-sized photos separately, and the wall time of `mnistlab predict` on one
-image (median of 3). Prints a markdown table. Never part of the test suite.
+Starts the real server (`mnistlab serve RUN_DIR`, uvicorn) in a subprocess, then measures over keep-alive
+connections (http.client):
+
+- one client posting 280x280 canvas drawings (PNG, as the page sends them): p50 and p99 latency;
+- N concurrent clients (threads) for a fixed time: requests/s and latency;
+- one client posting 3000x4000 phone-photo JPEGs;
+- the server's CPU time per request (from /proc), which, unlike latency, hardly moves when other processes
+  share the machine;
+- the wall time of `mnistlab predict RUN_DIR one.png` (process start to exit, median of 3).
+
+Prints a markdown table with the machine's core count and load average. The clients run on the same
+machine, so on 2 cores they take CPU from the server. Never part of the test suite.
 """
 
 from __future__ import annotations
@@ -22,14 +31,18 @@ import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
 
-import mnistlab
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import mnistlab  # noqa: E402
 
 
 def multipart(data: bytes, name: str) -> tuple[bytes, str]:
+    """A multipart/form-data body with `data` in the field "file", as a browser's FormData sends it."""
     boundary = uuid.uuid4().hex
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
             f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
@@ -37,16 +50,17 @@ def multipart(data: bytes, name: str) -> tuple[bytes, str]:
 
 
 def canvas(digit: np.ndarray) -> bytes:
+    """An MNIST digit as the page sends a drawing: black ink on a white 280x280 PNG."""
     buf = io.BytesIO()
     Image.fromarray(255 - digit).resize((280, 280), Image.Resampling.BILINEAR).save(buf, format="PNG")
     return buf.getvalue()
 
 
 def photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
-    """A 4000x3000 JPEG: a digit in ink on grey, unevenly lit paper, like a phone picture."""
-    paper = np.linspace(170, 230, 4000)[None, :] + rng.normal(0, 6, (3000, 4000))
+    """A 3000x4000 (portrait) JPEG: a digit in ink on grey, unevenly lit, noisy paper, like a phone picture."""
+    paper = np.linspace(170, 230, 3000)[None, :] + rng.normal(0, 6, (4000, 3000))
     ink = np.asarray(Image.fromarray(digit).resize((1200, 1200), Image.Resampling.BICUBIC), np.float32) / 255
-    paper[900:2100, 1400:2600] *= 1 - 0.8 * ink
+    paper[1400:2600, 900:2100] *= 1 - 0.8 * ink
     im = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(2)).convert("RGB")
     buf = io.BytesIO()
     im.save(buf, format="JPEG", quality=88)
@@ -54,6 +68,7 @@ def photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
 
 
 def post(conn: http.client.HTTPConnection, body: bytes, ctype: str) -> float:
+    """POST one image; the latency in ms."""
     start = time.perf_counter()
     conn.request("POST", "/api/predict", body=body, headers={"Content-Type": ctype})
     response = conn.getresponse()
@@ -63,66 +78,93 @@ def post(conn: http.client.HTTPConnection, body: bytes, ctype: str) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q))
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_server(run_dir: str, env: dict) -> tuple[subprocess.Popen, int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "mnistlab.cli", "serve", run_dir, "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("GET", "/api/health")
+            if c.getresponse().status == 200:
+                return server, port
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                sys.exit(f"server did not start: {server.stderr.read().decode()[-2000:]}")
+            time.sleep(0.2)
+
+
+def row(name: str, latencies: list[float], rate: float, cpu_ms: float | None, errors: int = 0) -> str:
+    cpu = f"{cpu_ms:.1f}" if cpu_ms is not None else "-"
+    return (f"| {name} | {len(latencies)} | {np.percentile(latencies, 50):.1f} | {np.percentile(latencies, 99):.1f} | "
+            f"{rate:.1f} | {cpu} | {errors} |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir")
-    ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--data-dir", help="folder holding mnist/ (default: mnistlab's search order)")
+    ap.add_argument("--requests", type=int, default=500, help="single-client canvas requests (default 500)")
+    ap.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
+    ap.add_argument("--seconds", type=float, default=15, help="length of the concurrent run (default 15)")
+    ap.add_argument("--photos", type=int, default=20, help="photo requests (default 20)")
     args = ap.parse_args()
 
-    (_, _), (x, _) = mnistlab.load_data()
+    (_, _), (x, _) = mnistlab.load_data(data_dir=args.data_dir)
     rng = np.random.default_rng(0)
     canvases = [multipart(canvas(x[i]), "canvas.png") for i in range(50)]
     photos = [multipart(photo(x[i], rng), "photo.jpg") for i in range(5)]
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    server = subprocess.Popen([sys.executable, "-m", "mnistlab.cli", "serve", args.run_dir, "--port", str(port)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(600):
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                c.request("GET", "/api/health")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        for body, ctype in canvases[:20]:
-            post(conn, body, ctype)  # warm-up
-        single = [post(conn, *canvases[i % len(canvases)]) for i in range(500)]
-        big = [post(conn, *photos[i % len(photos)]) for i in range(20)]
+    load_before = os.getloadavg()[0]
 
-        counts, errors, lat = [0] * args.clients, [0] * args.clients, [[] for _ in range(args.clients)]
+    server, port = start_server(args.run_dir, env)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for body, ctype in canvases:
+            post(conn, body, ctype)  # warm-up: first requests pay for lazy imports and allocations
+        cpu0 = cpu_seconds(server.pid)
+        single = [post(conn, *canvases[i % len(canvases)]) for i in range(args.requests)]
+        single_cpu = (cpu_seconds(server.pid) - cpu0) * 1000 / len(single)
+
+        cpu0 = cpu_seconds(server.pid)
+        big = [post(conn, *photos[i % len(photos)]) for i in range(args.photos)]
+        big_cpu = (cpu_seconds(server.pid) - cpu0) * 1000 / len(big)
+
+        counts, errors = [0] * args.clients, [0] * args.clients
+        latencies: list[list[float]] = [[] for _ in range(args.clients)]
         stop = time.perf_counter() + args.seconds
 
         def client(k: int) -> None:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             i = k
             while time.perf_counter() < stop:
                 try:
-                    lat[k].append(post(c, *canvases[i % len(canvases)]))
+                    latencies[k].append(post(c, *canvases[i % len(canvases)]))
                     counts[k] += 1
                 except (OSError, RuntimeError, http.client.HTTPException):
                     errors[k] += 1
-                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
                 i += 1
 
         threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
-        t0 = time.perf_counter()
+        cpu0, t0 = cpu_seconds(server.pid), time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - t0
-        concurrent = [v for l in lat for v in l]
+        concurrent_cpu = (cpu_seconds(server.pid) - cpu0) * 1000 / max(1, sum(counts))
+        concurrent = [v for per_client in latencies for v in per_client]
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -137,16 +179,15 @@ def main() -> None:
                            check=True, capture_output=True)
             cold.append(time.perf_counter() - t)
 
-    print(f"\nServer: `mnistlab serve {args.run_dir}` on 127.0.0.1; {os.cpu_count()} cores\n")
-    print("| measurement | requests | p50 ms | p99 ms | requests/s | errors |")
-    print("|---|---|---|---|---|---|")
-    print(f"| 280x280 canvas PNG, 1 client | {len(single)} | {percentile(single, 50):.1f} | "
-          f"{percentile(single, 99):.1f} | {1000 / statistics.mean(single):.0f} | 0 |")
-    print(f"| 280x280 canvas PNG, {args.clients} clients, {args.seconds:.0f} s | {sum(counts)} | "
-          f"{percentile(concurrent, 50):.1f} | {percentile(concurrent, 99):.1f} | {sum(counts) / elapsed:.0f} | "
-          f"{sum(errors)} |")
-    print(f"| 4000x3000 JPEG photo (~{len(photos[0][0]) // 1024} KB), 1 client | {len(big)} | "
-          f"{percentile(big, 50):.1f} | {percentile(big, 99):.1f} | {1000 / statistics.mean(big):.1f} | 0 |")
+    print(f"\n`mnistlab serve {args.run_dir}` on 127.0.0.1; {os.cpu_count()} cores; load average "
+          f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after\n")
+    print("| measurement | requests | p50 ms | p99 ms | requests/s | server CPU ms/request | errors |")
+    print("|---|---|---|---|---|---|---|")
+    print(row("280x280 canvas PNG, 1 client", single, 1000 / statistics.mean(single), single_cpu))
+    print(row(f"280x280 canvas PNG, {args.clients} clients, {args.seconds:.0f} s", concurrent, sum(counts) / elapsed,
+              concurrent_cpu, sum(errors)))
+    print(row(f"3000x4000 JPEG photo (~{len(photos[0][0]) // 1024} KB), 1 client", big, 1000 / statistics.mean(big),
+              big_cpu))
     print(f"\n`mnistlab predict RUN one.png` cold start (process start to exit), median of 3: "
           f"{statistics.median(cold):.2f} s (runs: {', '.join(f'{c:.2f}' for c in cold)})")
 

@@ -66,14 +66,15 @@ def test_every_kind_of_input_gives_the_same_answer(trained_run, digits, tmp_path
     im = on_paper(x[3])
     path = tmp_path / "three.png"
     im.save(path)
-    sources = [path, str(path), png(im), im, np.asarray(im), np.asarray(im, np.float32) / 255]
+    sources = [path, str(path), png(im), im, np.asarray(im), np.asarray(im, np.float32) / 255, io.BytesIO(png(im))]
     records = predict(trained_run.path, sources)
-    assert [r["file"] for r in records] == [str(path), str(path)] + [f"<image {i}>" for i in range(2, 6)]
+    assert [r["file"] for r in records] == [str(path), str(path)] + [f"<image {i}>" for i in range(2, 7)]
     for r in records[1:]:
         assert r["probabilities"] == pytest.approx(records[0]["probabilities"], abs=1e-5)
     # One image on its own (not in a list) is one record.
     assert predict(trained_run, im)[0]["digit"] == records[0]["digit"]
     assert len(predict(trained_run, np.asarray(im))) == 1
+    assert len(predict(trained_run, io.BytesIO(png(im)))) == 1
     # A stack of 28x28 arrays is that many images.
     assert [r["file"] for r in predict(trained_run, x[:4])] == [f"<image {i}>" for i in range(4)]
 

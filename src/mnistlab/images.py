@@ -125,6 +125,7 @@ def _open(source: Any, max_pixels: int, draft: int | None = None) -> Image.Image
 
 
 def _decode(fp: Any, name: str, max_pixels: int, draft: int | None) -> Image.Image:
+    """Image.open (header only), the size check, then the pixels; every Pillow failure becomes an ImageError."""
     # PIL's own limits would warn or raise at sizes we decide on ourselves; the check below is ours.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -138,7 +139,8 @@ def _decode(fp: Any, name: str, max_pixels: int, draft: int | None) -> Image.Ima
             raise ImageError(f"{name}: not an image Pillow can read (PNG, JPEG, BMP, GIF, WebP, TIFF, ...)") from None
         except Exception as e:  # Pillow raises many types for a damaged header; all mean the same to a user.
             raise ImageError(f"{name}: cannot read the image: {_reason(e)}") from None
-        with im:
+        opened = im
+        with opened:
             _check_size(im.size, name, max_pixels)
             try:
                 if draft and im.format == "JPEG":
@@ -153,7 +155,8 @@ def _decode(fp: Any, name: str, max_pixels: int, draft: int | None) -> Image.Ima
                 raise
             except Exception as e:  # truncated data, bad chunks, unsupported codec options, ...
                 raise ImageError(f"{name}: cannot decode the image: {_reason(e)}") from None
-            return _flatten(im, name)
+            flat = _flatten(im, name)
+            return flat.copy() if flat is opened else flat  # `opened` is closed on leaving this block
 
 
 def _reason(e: BaseException) -> str:

@@ -51,7 +51,9 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def _as_list(images: Any) -> list[Any]:
-    if isinstance(images, (str, os.PathLike, bytes, bytearray)) or hasattr(images, "getpixel"):
+    """One image (a path, bytes, a file object, a PIL image, one array) as a list of one; a collection as a list."""
+    if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(images, "getpixel") \
+            or hasattr(images, "read"):
         return [images]
     if isinstance(images, np.ndarray):
         single = images.ndim == 2 or (images.ndim == 3 and images.shape[-1] in (1, 3, 4) and images.shape[0] > 4)
