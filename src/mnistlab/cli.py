@@ -144,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON array, one object per image")
     p.add_argument("--top", type=_positive, default=3, metavar="K", help="show the K most likely digits (default: 3)")
     p.add_argument("--min-confidence", type=_fraction, metavar="P",
-                   help="flag predictions less confident than P (default: chosen by measurement, see docs)")
+                   help="flag predictions less confident than P (default: 0.8; below it about one prediction "
+                        "in three was wrong when measured, see mnistlab/prediction.py)")
     p.add_argument("--save-preprocessed", type=Path, metavar="DIR", help="write the 28x28 images the model saw here")
     p.add_argument("--allow-partial", action="store_true", help="use a run whose training did not finish")
 
