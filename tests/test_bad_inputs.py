@@ -43,7 +43,7 @@ FIX_DATA = "data"
 # How a message may say what to do: an instruction, or (scikit-learn style) what is allowed.
 FIX_HINT = re.compile(r"copy or download|replace it|add the missing|choose one of|must be (at least|between)|"
                       r"--force|upgrade mnistlab|nothing to resume|larger than the \d+|give |train it again|"
-                      r"check the path|resize it|save it as|PNG, JPEG|\(\.\w+, \.|see mnistlab .* --help", re.I)
+                      r"check the path|resize it|save it as|save the picture|PNG, JPEG|\(\.\w+, \.|see mnistlab .* --help", re.I)
 
 
 @dataclass
@@ -222,7 +222,6 @@ class Row:
     known_bug: str = ""  # set when the message is known to lack how-to-fix: the test expects that, strictly
 
 
-NO_FIX_IMG = "images.py: ImageError message names the problem but not the fix"
 
 ROWS = [
     # Data files (the `data` command checks a copy; one row goes through `train`, which must not start a run).
@@ -280,16 +279,15 @@ ROWS = [
     Row("model-unsafe-lambda", lambda d, c: ["summary", run_copy(d, c, keras_model("lambda"))],
         "model.keras: cannot load the model"),
     # Images for `predict` (one unreadable file: exit 2 and its one-line message; "no digit" is not an error).
-    Row("image-empty-file", predict_row("empty.png", b""), "empty.png: empty file", NO_FIX_IMG),
+    Row("image-empty-file", predict_row("empty.png", b""), "empty.png: empty file"),
     Row("image-text-named-png", predict_row("notes.png", b"these are not the pixels you are looking for\n" * 20),
         "notes.png: not an image"),
     Row("image-declares-50000x50000", predict_row("huge.png", png_declaring(50000, 50000)), "huge.png: image too large"),
     Row("image-truncated-png", lambda d, c: ["predict", c.run, image(d, "cut.png", png_bytes(size=(300, 300))[:700])],
-        "cut.png: cannot decode", NO_FIX_IMG),
+        "cut.png: cannot decode"),
     # A TIFF header and nothing else: Pillow warns about it, and no warning may reach stderr.
     Row("image-truncated-tiff", predict_row("scan.tif", b"II*\x00\x08\x00\x00\x00"), "scan.tif: not an image"),
-    Row("image-missing", lambda d, c: ["predict", c.run, d / "no-such-digit.png"], "no-such-digit.png: cannot read",
-        NO_FIX_IMG),
+    Row("image-missing", lambda d, c: ["predict", c.run, d / "no-such-digit.png"], "no-such-digit.png: cannot read"),
     Row("image-folder-without-images", predict_row("photos", None), "photos: folder holds no image files"),
 ]
 

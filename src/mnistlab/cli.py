@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
-import tempfile
 from pathlib import Path
 
 from .errors import MnistlabError, UsageError
@@ -54,29 +52,6 @@ def _fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
     return value
-
-
-_STARTUP_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)|I\d{4} [\d:.]+ +\d+ \S+\] )")
-
-
-def _quiet_backend() -> None:
-    """Import Keras and its backend with their C++ start-up chatter dropped; anything else is still shown."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "keras" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)  # the chatter comes from C++, below Python's sys.stderr
-        try:
-            import keras  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True):
-                if not _STARTUP_NOISE.match(line):
-                    sys.stderr.write(line)
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -163,7 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .training import train
 
-    _quiet_backend()
     run = train(args.recipe, args.dataset, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                 limit=args.limit, out=args.out, data_dir=args.data_dir, ensemble=args.ensemble, force=args.force,
                 resume=args.resume)
@@ -178,7 +152,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from . import metrics as M
     from .evaluation import evaluate_run
 
-    _quiet_backend()
     result = evaluate_run(args.run_dir, data_dir=args.data_dir)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -195,7 +168,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_summary(args: argparse.Namespace) -> int:
     from .runs import load_run
 
-    _quiet_backend()
     run = load_run(args.run_dir)
     model = run.model
     model.summary(print_fn=lambda line, **_: print(line))
@@ -229,7 +201,6 @@ def _cmd_data(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .prediction import format_table, predict_paths
 
-    _quiet_backend()
     records = predict_paths(args.run_dir, args.images, top=args.top, min_confidence=args.min_confidence,
                             save_preprocessed=args.save_preprocessed, allow_partial=args.allow_partial)
     print(json.dumps(records, indent=2) if args.json else format_table(records))
@@ -243,7 +214,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .serve import serve
 
-    _quiet_backend()
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
     serve(args.run_dir, host=args.host, port=args.port, allow_partial=args.allow_partial)

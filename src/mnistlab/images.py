@@ -84,7 +84,7 @@ def load_image(source: Any, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
             source.load()  # an image from Image.open() decodes only now
             source = ImageOps.exif_transpose(source)
         except Exception as e:
-            raise ImageError(f"image: cannot decode the image: {_reason(e)}") from None
+            raise ImageError(f"image: cannot decode the image: {_reason(e)}; save the picture again as PNG or JPEG") from None
         return _flatten(source, "image")
     if isinstance(source, np.ndarray):
         return _array_to_image(source, max_pixels)
@@ -110,10 +110,10 @@ def _open(source: Any, max_pixels: int, draft: int | None = None) -> Image.Image
         try:
             with open(path, "rb") as fp:
                 if os.fstat(fp.fileno()).st_size == 0:
-                    raise ImageError(f"{path}: empty file (0 bytes), not an image")
+                    raise ImageError(f"{path}: empty file (0 bytes), not an image; save the picture again as PNG or JPEG")
                 return _decode(fp, name, max_pixels, draft)
         except OSError as e:
-            raise ImageError(f"{path}: cannot read: {e.strerror or e}") from None
+            raise ImageError(f"{path}: cannot read: {e.strerror or e}; check the path") from None
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise ImageError("<0 bytes>: empty input, not an image")
@@ -154,7 +154,7 @@ def _decode(fp: Any, name: str, max_pixels: int, draft: int | None) -> Image.Ima
             except ImageError:
                 raise
             except Exception as e:  # truncated data, bad chunks, unsupported codec options, ...
-                raise ImageError(f"{name}: cannot decode the image: {_reason(e)}") from None
+                raise ImageError(f"{name}: cannot decode the image: {_reason(e)}; save the picture again as PNG or JPEG") from None
             flat = _flatten(im, name)
             return flat.copy() if flat is opened else flat  # `opened` is closed on leaving this block
 

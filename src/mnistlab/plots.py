@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .backend import import_keras
 from .fsutil import atomic_path
 
 
@@ -143,7 +144,7 @@ def architecture(model: Any, path: str | os.PathLike) -> Path | None:
     """The network drawn as a graph with keras.utils.plot_model; None (with a reason) if Graphviz is missing."""
     if shutil.which("dot") is None:
         raise FileNotFoundError("Graphviz's 'dot' program is not installed (Debian: apt-get install graphviz)")
-    import keras
+    keras = import_keras()
 
     path = Path(path)
     with atomic_path(path) as tmp:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .backend import import_keras
 from .errors import RunError
 
 FORMAT_VERSION = 1
@@ -94,7 +95,7 @@ def load_model(path: Path) -> Any:
 
     if not zipfile.is_zipfile(path):
         raise RunError(f"{path}: not a .keras model file (a .keras file is a zip archive); {RETRAIN}")
-    import keras
+    keras = import_keras()
 
     try:
         model = keras.saving.load_model(path, safe_mode=True)

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import metrics as M
 from . import plots, runs
+from .backend import import_keras
 from .errors import RunError, UsageError
 from .fsutil import atomic_path, write_json, write_text
 from .evaluation import evaluate_model
@@ -56,7 +57,7 @@ def prepare_out(out: str | Path | None, recipe: str, force: bool) -> Path:
 
 def backend_versions() -> dict[str, str]:
     """Versions of mnistlab, Keras and the active backend."""
-    import keras
+    keras = import_keras()
 
     from . import __version__
 
@@ -75,7 +76,7 @@ def _labels_for(recipe: Recipe, y: np.ndarray) -> np.ndarray:
 
 
 def _progbar(total_epochs: int):
-    import keras
+    keras = import_keras()
 
     class EpochProgbar(keras.callbacks.ProgbarLogger):
         """Keras' progress bar, told the run's real epoch count (fit runs one epoch per call)."""
@@ -101,7 +102,7 @@ def _fit_member(recipe: Recipe, x: np.ndarray, y: np.ndarray, x_test: np.ndarray
     Each epoch's shuffle comes from (seed, epoch) and the dropout/augmentation RNG state travels in the
     checkpointed model, so a resumed run repeats the uninterrupted one.
     """
-    import keras
+    keras = import_keras()
 
     keras.utils.set_random_seed(seed)
     split = recipe.validation if isinstance(recipe.validation, float) else 0.0
@@ -200,7 +201,7 @@ def _seed_generators(model: Any) -> list[Any]:
 
 
 def _ensemble(members: list[Any], recipe: Recipe) -> Any:
-    import keras
+    keras = import_keras()
 
     inputs = keras.Input(shape=members[0].input_shape[1:])
     for i, m in enumerate(members):
@@ -278,7 +279,7 @@ def train(
     data = load_dataset(dataset, data_dir)
     x_train, y_train = _limited(data, limit, spec)
 
-    import keras
+    keras = import_keras()
 
     base = {
         "format": runs.FORMAT_VERSION, "status": "training", "dataset": dataset, "recipe": spec.name,
