@@ -27,6 +27,11 @@ class Recipe:
     validation: str | float | None  # "test": validate on the test set; a float: validation_split
     fit_kwargs: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def validation_split(self) -> float:
+        """The fraction of the training images held out for validation (0.0 if none are)."""
+        return self.validation if isinstance(self.validation, float) else 0.0
+
 
 def _mlp(steps_per_epoch: int, epochs: int):
     import keras

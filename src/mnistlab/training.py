@@ -13,7 +13,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import metrics as M
 from . import plots, runs
 from .backend import import_keras
 from .errors import RunError, UsageError
@@ -105,7 +104,7 @@ def _fit_member(recipe: Recipe, x: np.ndarray, y: np.ndarray, x_test: np.ndarray
     keras = import_keras()
 
     keras.utils.set_random_seed(seed)
-    split = recipe.validation if isinstance(recipe.validation, float) else 0.0
+    split = recipe.validation_split
     at = int(len(x) * (1 - split))  # the same cut as Keras' validation_split: the last part validates
     x_fit, y_fit = x[:at], y[:at]
     if resume is not None:
@@ -223,7 +222,7 @@ def _write_history(path: Path, histories: list[dict[str, list[float]]]) -> None:
 
 
 def write_plots(run_dir: Path, model: Any, history: dict[str, list[float]], x_test: np.ndarray,
-                y_test: np.ndarray, proba: np.ndarray, class_names: list[str], title: str,
+                y_test: np.ndarray, proba: np.ndarray, confusion: np.ndarray, class_names: list[str], title: str,
                 warn: Callable[[str], None]) -> None:
     """Draw every figure of a run into run_dir/plots."""
     d = run_dir / runs.PLOTS_DIR
@@ -232,7 +231,7 @@ def write_plots(run_dir: Path, model: Any, history: dict[str, list[float]], x_te
     if history:
         plots.history_curves(history, d / f["curves"], title=title)
     plots.prediction_grid(x_test, y_test, y_pred, class_names, d / f["predictions"])
-    plots.confusion_matrix_plot(M.confusion_matrix(y_test, y_pred, len(class_names)), class_names, d / f["confusion"])
+    plots.confusion_matrix_plot(np.asarray(confusion), class_names, d / f["confusion"])
     plots.confident_mistakes(x_test, y_test, proba, class_names, d / f["mistakes"])
     try:
         plots.architecture(model, d / f["architecture"])
@@ -303,7 +302,7 @@ def _limited(data: Any, limit: int | None, spec: Recipe) -> tuple[np.ndarray, np
         if limit > len(x_train):
             raise UsageError(f"--limit {limit} is larger than the {len(x_train)} training images of {data.spec.name}")
         x_train, y_train = x_train[:limit], y_train[:limit]
-    if isinstance(spec.validation, float) and int(len(x_train) * spec.validation) < 1:
+    if spec.validation_split and int(len(x_train) * spec.validation_split) < 1:
         raise UsageError(f"--limit {limit} leaves no images for the {spec.validation:.0%} validation split; "
                          f"use at least {math.ceil(1 / spec.validation)}")
     return x_train, y_train
@@ -373,8 +372,7 @@ def _train_members(spec: Recipe, data: Any, x_train: np.ndarray, y_train: np.nda
         model.save(tmp)
     _write_history(run_dir / runs.HISTORY_FILE, histories)
     result, proba = evaluate_model(model, data.x_test, data.y_test, class_names)
-    split = spec.validation if isinstance(spec.validation, float) else 0.0
-    fitted = int(len(x_train) * (1 - split)) * epochs * ensemble
+    fitted = int(len(x_train) * (1 - spec.validation_split)) * epochs * ensemble
     final = {**base, "status": "complete", "train_seconds": round(seconds, 3),
              "images_per_second": round(fitted / seconds, 1) if seconds else None,
              "params": int(model.count_params()),
@@ -384,7 +382,7 @@ def _train_members(spec: Recipe, data: Any, x_train: np.ndarray, y_train: np.nda
     if ensemble > 1:
         final["member_test_accuracy"] = [evaluate_model(m, data.x_test, data.y_test, class_names)[0]["test_accuracy"]
                                          for m in members]
-    write_plots(run_dir, model, histories[0], data.x_test, data.y_test, proba, class_names,
+    write_plots(run_dir, model, histories[0], data.x_test, data.y_test, proba, result["confusion_matrix"], class_names,
                 f"{spec.name} on {base['dataset']}", log)
     write_json(run_dir / runs.METRICS_FILE, final)
     ckpt.remove()
