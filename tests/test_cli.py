@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -18,10 +19,10 @@ from mnistlab import runs
 
 
 def mnistlab(*args, env=None, timeout=600):
-    """Run the real command line in a subprocess."""
+    """Run the real command line in a subprocess, under umask 022 (the usual one)."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     return subprocess.run([sys.executable, "-m", "mnistlab.cli", *map(str, args)], capture_output=True, text=True,
-                          env=full_env, timeout=timeout)
+                          env=full_env, timeout=timeout, preexec_fn=lambda: os.umask(0o022))
 
 
 def assert_picture(path):
@@ -66,7 +67,7 @@ def test_train_writes_a_complete_run_directory(cli_run):
 
     with open(out / runs.HISTORY_FILE) as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 1
+    assert len(rows) == 1 and rows[0]["epoch"] == "1", "epochs count from 1, as on the console and in the plots"
     expected = {"epoch", "loss", "accuracy"} | ({"val_loss", "val_accuracy"} if recipe != "dense512" else set())
     assert set(rows[0]) == expected
 
@@ -88,7 +89,10 @@ def test_summary_prints_the_model(cli_run):
     recipe, out, _ = cli_run
     result = mnistlab("summary", out)
     assert result.returncode == 0, result.stderr
-    assert "Total params" in result.stdout and "parameters:" in result.stdout
+    assert "Total params" in result.stdout and "model parameters:" in result.stdout
+    m = json.loads((out / runs.METRICS_FILE).read_text())
+    ours = result.stdout.strip().splitlines()[-1]
+    assert f"model parameters: {m['params']:,} (" in ours and "optimizer" in ours
     assert ("conv2d" in result.stdout.lower()) == (recipe == "cnn")
 
 
@@ -116,7 +120,9 @@ def test_help_is_fast_and_complete():
         (["train", "--epochs", "0"], "--epochs: must be at least 1"),
         (["train", "--batch-size", "-5"], "--batch-size: must be at least 1"),
         (["train", "--epochs", "ten"], "expected a whole number"),
-        (["train", "--limit", "70000"], "--limit 70000 is larger than the 60000 training images"),
+        (["train", "--limit", "70000"], "--limit 70000: larger than the 60000 training images"),
+        (["serve", "run", "--port", "abc"], "--port: expected a whole number, got 'abc'"),
+        (["serve", "run", "--port", "70000"], "--port: must be between 0 and 65535, got 70000"),
         (["evaluate", "/nonexistent/run"], "no such run directory"),
         (["summary", "/nonexistent/run"], "no such run directory"),
         (["frobnicate"], "invalid choice"),
@@ -158,3 +164,44 @@ def test_data_command_fails_on_a_corrupt_copy(data_dir, tmp_path):
     result = mnistlab("data", "--data-dir", tmp_path / "data")
     assert result.returncode == 2
     assert "t10k-labels-idx1-ubyte.gz" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_files_are_readable_by_others_under_umask_022(cli_run):
+    _, out, _ = cli_run
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert files
+    for p in files:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644, f"{p} is {oct(stat.S_IMODE(p.stat().st_mode))}"
+
+
+@pytest.mark.parametrize("command", [["summary"], ["evaluate", "--json"], ["evaluate"]])
+def test_a_closed_pipe_ends_quietly(command, cli_run, data_dir):
+    _, out, _ = cli_run
+    extra = ["--data-dir", str(data_dir)] if command[0] == "evaluate" else []
+    proc = subprocess.Popen([sys.executable, "-m", "mnistlab.cli", command[0], str(out), *command[1:], *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader is gone before anything is written, as `| head -n 1` can be
+    err = proc.stderr.read()
+    proc.wait(timeout=300)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert proc.returncode == 141
+
+
+def test_a_fashion_run_predicts_class_names(tmp_path, data_dir):
+    fashion = mnistlab("data", "--dataset", "fashion-mnist")
+    if fashion.returncode != 0:
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    out = tmp_path / "fashion"
+    assert mnistlab("train", "--recipe", "mlp", "--dataset", "fashion-mnist", "--limit", 2000, "--epochs", 1,
+                    "--out", out).returncode == 0
+    from mnistlab.data import load_dataset
+
+    data = load_dataset("fashion-mnist", splits=("test",))
+    Image.fromarray(255 - data.x_test[0]).resize((112, 112)).save(tmp_path / "item.png")
+    result = mnistlab("predict", out, tmp_path / "item.png")
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.splitlines()[:2]
+    assert header.split()[:2] == ["file", "class"]
+    assert any(name in row for name in data.spec.class_names), row
+    record = json.loads(mnistlab("predict", out, tmp_path / "item.png", "--json").stdout)[0]
+    assert record["label"] == data.spec.class_names[record["digit"]]

@@ -1,14 +1,17 @@
 """mnistlab.data: the IDX reader/writer, the dataset registry, the search order, checksums and downloads.
 
 Downloads go to real HTTP servers on 127.0.0.1 (tests/_httpserver.py); no test touches the internet,
-the user's cache or the real /usr/share/datasets unless it says so.
+the user's cache or the real system folder unless it says so. Real MNIST comes from $MNISTLAB_DATA
+(the `data_dir` fixture of conftest.py).
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import shutil
+import stat
 import struct
 import time
 from pathlib import Path
@@ -19,10 +22,9 @@ from _httpserver import MirrorServer, closed_port_url, silent_port_url
 
 from mnistlab.data import DATASETS, ROLES, DatasetSpec, FileSpec, get_spec, load_data, load_dataset, read_idx, write_idx
 from mnistlab.data import locate
-from mnistlab.errors import DataError, UsageError
+from mnistlab.errors import DataError, DataNotFoundError, UsageError
 
-MNIST_DIR = Path("/work/shared/data/mnist")
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_DIR = locate.SYSTEM_ROOT / "fashion-mnist"  # read before the `isolated` fixture moves SYSTEM_ROOT
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
@@ -244,9 +246,9 @@ def test_registry_describes_mnist_and_fashion_mnist():
 
 # ---------------------------------------------------------------------------------------------- real data
 
-def test_load_data_reads_real_mnist_like_keras():
+def test_load_data_reads_real_mnist_like_keras(data_dir):
     t0 = time.perf_counter()
-    (x_train, y_train), (x_test, y_test) = load_data("mnist", MNIST_DIR.parent)
+    (x_train, y_train), (x_test, y_test) = load_data("mnist", data_dir)
     took = time.perf_counter() - t0
     assert (x_train.shape, y_train.shape) == ((60000, 28, 28), (60000,))
     assert (x_test.shape, y_test.shape) == ((10000, 28, 28), (10000,))
@@ -257,10 +259,10 @@ def test_load_data_reads_real_mnist_like_keras():
     print(f"load_data('mnist') took {took:.2f} s")
 
 
-def test_mnistlab_data_env_names_the_root(monkeypatch):
-    monkeypatch.setenv("MNISTLAB_DATA", str(MNIST_DIR.parent))
+def test_mnistlab_data_env_names_the_root(monkeypatch, data_dir):
+    monkeypatch.setenv("MNISTLAB_DATA", str(data_dir))
     data = load_dataset("mnist", download=False)
-    assert data.source == "MNISTLAB_DATA" and data.directory == MNIST_DIR
+    assert data.source == "MNISTLAB_DATA" and data.directory == data_dir / "mnist"
     assert data.sha256 == {f.filename: f.sha256 for f in get_spec("mnist").files.values()}
 
 
@@ -275,12 +277,12 @@ def test_fashion_mnist_from_the_system_folder(monkeypatch):
     assert data.spec.class_names[data.y_train[0]] == "Ankle boot"  # the first Fashion-MNIST training image
 
 
-def test_a_modified_byte_is_a_checksum_error_naming_the_file(tmp_path):
+def test_a_modified_byte_is_a_checksum_error_naming_the_file(tmp_path, data_dir):
     copy = tmp_path / "data" / "mnist"
     copy.mkdir(parents=True)
-    for f in MNIST_DIR.iterdir():
+    for f in (data_dir / "mnist").iterdir():
         (copy / f.name).symlink_to(f)
-    labels = bytearray(gzip.decompress((MNIST_DIR / "t10k-labels-idx1-ubyte.gz").read_bytes()))
+    labels = bytearray(gzip.decompress((data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz").read_bytes()))
     labels[8] = 3 if labels[8] != 3 else 4  # the first test label: still a valid label, still valid IDX
     bad = copy / "t10k-labels-idx1-ubyte.gz"
     bad.unlink()
@@ -318,7 +320,8 @@ def test_search_order_data_dir_env_cache_system(tiny, tmp_path, monkeypatch):
     assert one_line(info.value) == (
         f"tiny: not found in {cache} or {system}, and downloading is off; put the IDX files "
         "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
-        "t10k-labels-idx1-ubyte.gz) in one of those folders")
+        "t10k-labels-idx1-ubyte.gz) in one of those folders, or point mnistlab at a folder holding tiny/ "
+        "(--data-dir DIR on the command line, data_dir= in Python, or $MNISTLAB_DATA)")
 
 
 def test_roots_without_this_dataset_are_passed_over(tiny, tmp_path, monkeypatch):
@@ -369,8 +372,11 @@ def test_uncompressed_files_are_accepted(tiny, tmp_path):
 
 
 def test_a_missing_data_dir_is_a_usage_error(tiny, tmp_path, monkeypatch):
-    with pytest.raises(UsageError, match=f"--data-dir {tmp_path / 'nope'}: no such directory"):
+    with pytest.raises(UsageError) as info:
         load_dataset("tiny", tmp_path / "nope")
+    assert (info.value.param, info.value.value) == ("data_dir", tmp_path / "nope")  # the CLI names --data-dir
+    assert one_line(info.value) == (f"data_dir={str(tmp_path / 'nope')!r}: no such directory; give the folder "
+                                    "that holds tiny/ (with the IDX files inside)")
     monkeypatch.setenv("MNISTLAB_DATA", str(tmp_path / "nope"))
     with pytest.raises(UsageError, match=r"\$MNISTLAB_DATA .*nope: no such directory"):
         load_dataset("tiny")
@@ -392,6 +398,48 @@ def test_images_and_labels_must_agree(tiny, tmp_path, monkeypatch):
     monkeypatch.setitem(DATASETS, "tiny", DatasetSpec("tiny", tiny.spec.files, tuple("abcde"), ()))
     with pytest.raises(DataError, match=r"train-labels-idx1-ubyte.gz: label 9 is out of range: tiny has 5 classes"):
         load_dataset("tiny", tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- splits
+
+def test_the_test_split_alone_needs_only_the_t10k_files(tiny, tmp_path):
+    folder = tiny.install(tmp_path, ["test_images", "test_labels"])
+    data = load_dataset("tiny", tmp_path, splits=("test",), download=False)
+    assert (data.source, data.directory) == ("data-dir", folder)
+    assert data.x_train is None and data.y_train is None
+    np.testing.assert_array_equal(data.x_test, tiny.arrays["test_images"])
+    np.testing.assert_array_equal(data.y_test, tiny.arrays["test_labels"])
+    assert data.sha256 == {f.filename: f.sha256 for r, f in tiny.spec.files.items() if r.startswith("test")}
+    # The training files are neither needed nor read: a damaged one does not stop evaluation.
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(b"not even gzip")
+    assert load_dataset("tiny", tmp_path, splits=["test"], download=False).x_train is None
+
+    (folder / "train-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(DataError) as info:
+        load_dataset("tiny", tmp_path, download=False)  # the default loads both splits
+    assert (f"tiny: {folder} (--data-dir) holds t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz but not "
+            "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz (.gz or uncompressed)") in one_line(info.value)
+    with pytest.raises(DataError, match="but not train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz"):
+        load_data("tiny", tmp_path)
+
+
+def test_only_the_files_of_the_splits_asked_for_are_downloaded(tiny):
+    with MirrorServer() as server:
+        data = load_dataset("tiny", splits=("test",), mirrors=[server.mirror("good", tiny.gz)])
+    assert data.source == "download" and data.x_train is None
+    np.testing.assert_array_equal(data.y_test, tiny.arrays["test_labels"])
+    assert sorted(server.requests) == ["/good/t10k-images-idx3-ubyte.gz", "/good/t10k-labels-idx1-ubyte.gz"]
+
+
+@pytest.mark.parametrize("splits", ["test", (), ("validation",), ("train", "dev")])
+def test_bad_splits_are_usage_errors(tiny, tmp_path, splits):
+    tiny.install(tmp_path)
+    with pytest.raises(UsageError) as info:
+        load_dataset("tiny", tmp_path, splits=splits)
+    message = one_line(info.value)
+    assert (info.value.param, info.value.value) == ("splits", splits)
+    assert message.startswith(f"splits={splits!r}: ")
+    assert message.endswith("; give a non-empty sequence of 'train' and 'test', e.g. splits=('test',)")
 
 
 # ---------------------------------------------------------------------------------------------- downloads
@@ -459,7 +507,18 @@ def test_a_mirror_serving_uncompressed_files_is_stored_uncompressed(tiny):
     assert sorted(p.name for p in data.directory.iterdir()) == sorted(n.removesuffix(".gz") for n in raw)
 
 
-def test_all_mirrors_failing_says_where_to_put_the_files(tiny, tmp_path):
+@pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o077, 0o600)])
+def test_downloaded_files_get_the_umask_mode(tiny, mask, expected):
+    old = os.umask(mask)
+    try:
+        with MirrorServer() as server:
+            data = load_dataset("tiny", mirrors=[server.mirror("good", tiny.gz)])
+    finally:
+        os.umask(old)
+    assert {stat.S_IMODE(p.stat().st_mode) for p in data.directory.iterdir()} == {expected}
+
+
+def test_all_mirrors_failing_says_where_to_put_the_files(tiny, tmp_path, capsys):
     (tmp_path / "given").mkdir()
     refused = closed_port_url()
     with MirrorServer() as server:
@@ -473,8 +532,55 @@ def test_all_mirrors_failing_says_where_to_put_the_files(tiny, tmp_path):
     assert f"{refused}train-images-idx3-ubyte.gz: [Errno 111] Connection refused; " in message
     assert f"{missing}train-images-idx3-ubyte.gz: HTTP 404 Not Found)" in message
     assert message.endswith("; put the IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-                            "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in one of those folders")
+                            "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in one of those folders, "
+                            "or point mnistlab at a folder holding tiny/ (--data-dir DIR on the command line, "
+                            "data_dir= in Python, or $MNISTLAB_DATA)")
     assert not cache.exists()  # neither a partial file nor an empty folder left behind
+    assert capsys.readouterr().err == ""  # the reasons are in the error, not printed line by line as well
+
+
+POINT = ("or point mnistlab at a folder holding mnist/ (--data-dir DIR on the command line, data_dir= in Python, "
+         "or $MNISTLAB_DATA)")
+
+
+def test_offline_without_mnist_anywhere_is_one_line_that_says_where_to_point(monkeypatch, capsys):
+    """No network (two mirrors refusing connections, like MNIST's two mirrors offline) and no copy anywhere."""
+    down = [closed_port_url(), closed_port_url()]
+    monkeypatch.setenv("MNISTLAB_MIRRORS", ",".join(down))
+    with pytest.raises(DataNotFoundError) as info:
+        load_dataset("mnist")
+    assert isinstance(info.value, FileNotFoundError)
+    message = one_line(info.value)
+    assert message.startswith(f"mnist: not found in {locate.cache_root() / 'mnist'} or "
+                              f"{locate.SYSTEM_ROOT / 'mnist'}, and downloading train-images-idx3-ubyte.gz failed (")
+    for url in down:
+        assert f"{url}train-images-idx3-ubyte.gz: [Errno 111] Connection refused" in message
+    assert message.endswith("; put the IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+                            f"t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in one of those folders, {POINT}")
+    assert capsys.readouterr().err == ""
+    assert not (locate.cache_root() / "mnist").exists()
+    # With downloading off the fix is the same.
+    with pytest.raises(DataError) as info:
+        load_dataset("mnist", download=False)
+    assert "and downloading is off; put the IDX files (" in one_line(info.value)
+    assert str(info.value).endswith(f") in one of those folders, {POINT}")
+
+
+def test_a_mirror_failure_is_printed_only_when_a_later_mirror_serves_the_file(tiny, capsys):
+    refused = closed_port_url()
+    train_only = {name: body for name, body in tiny.gz.items() if name.startswith("train")}
+    with MirrorServer() as server:
+        with pytest.raises(DataError) as info:
+            load_dataset("tiny", mirrors=[refused, server.mirror("train", train_only)])
+    message = one_line(info.value)
+    assert "downloading t10k-images-idx3-ubyte.gz failed (" in message
+    assert f"{refused}t10k-images-idx3-ubyte.gz: skipped, [Errno 111] Connection refused for an earlier file" in message
+    assert message.endswith(POINT.replace("mnist/", "tiny/"))
+    # The refusal is printed once, because the train files then came from the second mirror; the failures
+    # for the t10k file, which no mirror served, are only in the error.
+    err = capsys.readouterr().err
+    assert err.count("mnistlab: ") == 1
+    assert f"mnistlab: {refused}train-images-idx3-ubyte.gz: [Errno 111] Connection refused" in err
 
 
 def test_an_interrupted_download_resumes_in_the_cache(tiny):
@@ -494,9 +600,9 @@ def test_mirrors_must_be_urls(tiny, monkeypatch):
         load_dataset("tiny")
 
 
-def test_download_real_mnist_from_a_local_mirror(capsys):
+def test_download_real_mnist_from_a_local_mirror(capsys, data_dir):
     spec = get_spec("mnist")
-    files = {f.filename: (MNIST_DIR / f.filename).read_bytes() for f in spec.files.values()}
+    files = {f.filename: (data_dir / "mnist" / f.filename).read_bytes() for f in spec.files.values()}
     with MirrorServer() as server:
         t0 = time.perf_counter()
         data = load_dataset("mnist", mirrors=[closed_port_url(), server.mirror("mnist", files)])
@@ -509,3 +615,136 @@ def test_download_real_mnist_from_a_local_mirror(capsys):
     assert all((cache / name).read_bytes() == body for name, body in files.items())
     assert capsys.readouterr().err.count("Connection refused") == 1
     print(f"download + load of MNIST from 127.0.0.1 took {took:.2f} s")
+
+
+# ---------------------------------------------------------------------------------------------- remembering data_dir
+
+def _copied_line(name: str, folder: Path) -> str:
+    return (f"mnistlab: copied the verified {name} files from {folder} into {locate.cache_root() / name}; "
+            "later commands find them there without --data-dir\n")
+
+
+def test_remember_copies_data_dir_files_into_the_cache(tiny, tmp_path, capsys):
+    given = tiny.install(tmp_path / "given")
+    cache = locate.cache_root() / "tiny"
+    old = os.umask(0o022)
+    try:
+        data = load_dataset("tiny", tmp_path / "given", download=False, remember=True)
+    finally:
+        os.umask(old)
+    tiny.check(data)
+    assert (data.source, data.directory) == ("data-dir", given)  # loaded from where it was found
+    assert capsys.readouterr().err == _copied_line("tiny", given)
+    assert sorted(p.name for p in cache.iterdir()) == sorted(tiny.gz)  # the .gz files as they are, no temp file
+    assert all((cache / name).read_bytes() == body for name, body in tiny.gz.items())
+    assert {stat.S_IMODE(p.stat().st_mode) for p in cache.iterdir()} == {0o644}
+
+    # Later, without data_dir and offline: found in the cache.
+    again = load_dataset("tiny", download=False)
+    assert (again.source, again.directory) == ("cache", cache)
+    tiny.check(again)
+    # Remembering again finds a complete copy: nothing is rewritten, nothing printed.
+    inodes = {p.name: p.stat().st_ino for p in cache.iterdir()}
+    load_dataset("tiny", tmp_path / "given", download=False, remember=True)
+    assert {p.name: p.stat().st_ino for p in cache.iterdir()} == inodes
+    assert capsys.readouterr().err == ""
+
+
+def test_remember_real_mnist_then_load_data_offline(data_dir, monkeypatch, capsys):
+    """The README's set-up: train with --data-dir once; later commands and load_data() find MNIST offline."""
+    first = load_dataset("mnist", data_dir, remember=True)
+    assert first.source == "data-dir"
+    assert capsys.readouterr().err == _copied_line("mnist", data_dir / "mnist")
+    monkeypatch.setenv("MNISTLAB_MIRRORS", closed_port_url())  # no network: any download attempt would fail
+    (x_train, y_train), (x_test, y_test) = load_data()
+    assert np.bincount(y_train).tolist() == MNIST_TRAIN_COUNTS
+    assert np.bincount(y_test).tolist() == MNIST_TEST_COUNTS
+    assert load_dataset(download=False).source == "cache"
+
+
+def test_nothing_is_remembered_unless_asked_for_and_given_through_data_dir(tiny, tmp_path, monkeypatch, capsys):
+    tiny.install(tmp_path / "given")
+    load_dataset("tiny", tmp_path / "given", download=False)  # remember=False
+    monkeypatch.setenv("MNISTLAB_DATA", str(tmp_path / "given"))
+    assert load_dataset("tiny", download=False, remember=True).source == "MNISTLAB_DATA"  # not through data_dir
+    assert not locate.cache_root().exists()
+    assert capsys.readouterr().err == ""
+
+
+def test_remember_leaves_files_already_in_the_cache_as_they_are(tiny, tmp_path, capsys):
+    given = tiny.install(tmp_path / "given")
+    # A complete copy (uncompressed): nothing is added beside it.
+    cache = tiny.install(locate.cache_root(), uncompressed=True)
+    before = {p.name: (p.stat().st_ino, p.read_bytes()) for p in cache.iterdir()}
+    load_dataset("tiny", tmp_path / "given", remember=True)
+    assert {p.name: (p.stat().st_ino, p.read_bytes()) for p in cache.iterdir()} == before
+    assert capsys.readouterr().err == ""
+
+    # Part of a copy (an interrupted download): only the files it lacks are copied beside the ones it has.
+    shutil.rmtree(cache)
+    tiny.install(locate.cache_root(), ["train_images", "train_labels"], uncompressed=True)
+    before = {p.name: p.stat().st_ino for p in cache.iterdir()}
+    load_dataset("tiny", tmp_path / "given", remember=True)
+    assert capsys.readouterr().err == _copied_line("tiny", given)
+    assert {p.name: p.stat().st_ino for p in cache.iterdir() if p.name in before} == before
+    assert sorted(p.name for p in cache.iterdir()) == sorted(["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                                              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"])
+    tiny.check(load_dataset("tiny", download=False))
+
+
+def test_remember_after_loading_one_split_copies_the_whole_verified_dataset(tiny, tmp_path, capsys):
+    given = tiny.install(tmp_path / "given")
+    data = load_dataset("tiny", tmp_path / "given", splits=("test",), remember=True)
+    assert data.x_train is None
+    assert capsys.readouterr().err == _copied_line("tiny", given)
+    cache = locate.cache_root() / "tiny"
+    assert sorted(p.name for p in cache.iterdir()) == sorted(tiny.gz)  # the train files too, checked first
+    tiny.check(load_dataset("tiny", download=False))  # so a later command needing the train split works offline
+
+
+def test_remember_copies_nothing_from_a_folder_holding_one_split(tiny, tmp_path, capsys):
+    tiny.install(tmp_path / "given", ["test_images", "test_labels"])
+    load_dataset("tiny", tmp_path / "given", splits=("test",), remember=True)
+    # A cache folder holding some files would stop the search there and fail a later command offline.
+    assert capsys.readouterr().err == ""
+    assert not (locate.cache_root() / "tiny").exists()
+
+
+def test_remember_copies_nothing_when_an_unloaded_file_is_damaged(tiny, tmp_path, capsys):
+    given = tiny.install(tmp_path / "given")
+    damaged = next(p for p in given.iterdir() if p.name.startswith("train-images"))
+    damaged.write_bytes(gzip.compress(b"\0\0\x08\x03" + b"\1" * 40))
+    load_dataset("tiny", tmp_path / "given", splits=("test",), remember=True)
+    assert capsys.readouterr().err == ""
+    assert not (locate.cache_root() / "tiny").exists()
+
+
+def test_an_unwritable_cache_is_a_warning_not_an_error(tiny, tmp_path, monkeypatch, capsys):
+    given = tiny.install(tmp_path / "given")
+    # A file where the cache folder should be: mkdir fails even for root, like a read-only home.
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-folder"))
+    tiny.check(load_dataset("tiny", tmp_path / "given", remember=True))
+    err = capsys.readouterr().err
+    cache = locate.cache_root() / "tiny"
+    assert err.count("\n") == 1
+    assert err.startswith(f"mnistlab: warning: could not copy the verified tiny files from {given} into {cache} (")
+    assert err.endswith(f"later commands need --data-dir again (or $MNISTLAB_DATA set to {tmp_path / 'given'})\n")
+
+
+def test_a_copy_failing_half_way_leaves_the_cache_as_it_was(tiny, tmp_path, monkeypatch, capsys):
+    tiny.install(tmp_path / "given")
+    calls = []
+
+    def full_disk(path, data):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        locate_write_bytes(path, data)
+
+    locate_write_bytes = locate.write_bytes
+    monkeypatch.setattr(locate, "write_bytes", full_disk)
+    tiny.check(load_dataset("tiny", tmp_path / "given", remember=True))
+    assert "(No space left on device); the data loaded fine" in capsys.readouterr().err
+    # Two files had been copied: removed again, so a partial copy does not claim the cache folder.
+    assert not (locate.cache_root() / "tiny").exists()

@@ -9,9 +9,11 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 import mnistlab
+from mnistlab import runs
 from mnistlab.errors import RunError
 
 ARGS = ["--recipe", "cnn", "--limit", "8000", "--epochs", "3", "--seed", "5"]
@@ -62,7 +64,7 @@ def test_kill_9_mid_epoch_then_resume_matches_the_uninterrupted_run(uninterrupte
         mnistlab.load_run(out, allow_partial=False)
     ev = subprocess.run([sys.executable, "-m", "mnistlab.cli", "evaluate", str(out), "--data-dir", str(data_dir)],
                         capture_output=True, text=True)
-    assert ev.returncode == 0 and "did not finish" in ev.stdout
+    assert ev.returncode == 0 and "did not finish" in ev.stderr and "did not finish" not in ev.stdout
 
     resumed = subprocess.run([sys.executable, "-m", "mnistlab.cli", "train", "--resume", str(out), "--data-dir",
                               str(data_dir)], capture_output=True, text=True)
@@ -91,5 +93,36 @@ def test_ctrl_c_saves_and_marks_the_run_interrupted(tmp_path, data_dir):
 
 
 def test_resume_of_a_finished_run_is_refused(trained_run):
-    with pytest.raises(Exception, match="already finished"):
-        mnistlab.train(resume=trained_run.path)
+    with pytest.raises(ValueError, match=r"^resume='.*': this run already finished"):
+        mnistlab.resume_run(trained_run.path)
+
+
+@pytest.mark.parametrize("flag", [["--epochs", "5"], ["--seed", "2"], ["--recipe", "mlp"], ["--limit", "100"],
+                                  ["--ensemble", "2"], ["--batch-size", "64"], ["--dataset", "mnist"],
+                                  ["--out", "elsewhere"], ["--force"]])
+def test_a_setting_given_with_resume_is_an_error_naming_it(flag, trained_run, tmp_path):
+    before = (trained_run.path / "metrics.json").read_bytes()
+    result = subprocess.run([sys.executable, "-m", "mnistlab.cli", "train", "--resume", str(trained_run.path), *flag],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and flag[0] in lines[0] and "--resume" in lines[0], result.stderr
+    assert (trained_run.path / "metrics.json").read_bytes() == before and not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize("recipe, generators", [("cnn", 1), ("best", 5), ("mlp", 0)])
+def test_the_rng_state_exact_resume_needs_is_found(recipe, generators):
+    """Guards runs.seed_states, the one place that knows how Keras exposes a SeedGenerator's state.
+
+    If a Keras upgrade renames or hides it, resumed runs would silently draw other dropout masks: this fails first.
+    """
+    from mnistlab.recipes import get_recipe
+
+    model = get_recipe(recipe).build(10, 1)
+    states = runs.seed_states(model)
+    assert len(states) == generators, (f"Keras no longer lists {generators} SeedGenerator state(s) for {recipe} "
+                                       "in model.variables: update mnistlab.runs.seed_states")
+    for v in states:
+        before = np.asarray(v.numpy()).copy()
+        v.assign(before + 1)
+        assert np.array_equal(np.asarray(v.numpy()), before + 1)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import inspect
 import json
+import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +16,7 @@ import pytest
 import mnistlab
 from mnistlab import runs
 from mnistlab.errors import RunError, UsageError
+from mnistlab.recipes import get_recipe
 
 
 def _quiet(**kwargs):
@@ -57,19 +63,129 @@ def test_ensemble_averages_its_members(tmp_path, data_dir):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"epochs": 0}, "epochs must be between 1 and 1000"),
-        ({"epochs": 10**6}, "epochs must be between 1 and 1000"),
-        ({"batch_size": 0}, "batch size must be between"),
-        ({"seed": -1}, "seed must be between"),
-        ({"limit": 0}, "limit must be between"),
-        ({"epochs": 2.5}, "epochs must be a whole number"),
-        ({"ensemble": 100}, "ensemble must be between"),
+        ({"epochs": 0}, "epochs=0: must be between 1 and 1000"),
+        ({"epochs": 10**6}, "epochs=1000000: must be between 1 and 1000"),
+        ({"batch_size": 0}, "batch_size=0: must be between"),
+        ({"seed": -1}, "seed=-1: must be between"),
+        ({"limit": 0}, "limit=0: must be between"),
+        ({"epochs": 2.5}, "epochs=2.5: must be a whole number"),
+        ({"ensemble": 100}, "ensemble=100: must be between"),
+        ({"recipe": "nope"}, "unknown recipe 'nope'"),
     ],
 )
 def test_bad_hyperparameters_are_refused_before_any_work(kwargs, message, tmp_path):
-    with pytest.raises(UsageError, match=message):
-        mnistlab.train("mlp", out=tmp_path / "x", **kwargs)
+    with pytest.raises(UsageError, match=message) as caught:
+        mnistlab.train(out=tmp_path / "x", **kwargs)
+    assert isinstance(caught.value, ValueError), "a caller's bad argument is also a standard ValueError"
     assert not (tmp_path / "x").exists()
+
+
+def test_python_errors_name_the_parameter_and_are_standard_types(tmp_path, data_dir):
+    with pytest.raises(ValueError, match=r"^limit=70000: larger than the 60000 training images"):
+        mnistlab.train("mlp", limit=70000, out=tmp_path / "x", data_dir=data_dir, **_quiet())
+    with pytest.raises(FileNotFoundError, match="no such run directory"):
+        mnistlab.load_run(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        mnistlab.preprocess(tmp_path / "missing.png")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"^out='.*full': directory exists and is not empty.*force=True"):
+        mnistlab.train("mlp", out=tmp_path / "full", data_dir=data_dir, **_quiet())
+
+
+@pytest.mark.parametrize("name", ["train", "resume_run", "predict", "evaluate", "load_run", "load_data"])
+def test_the_api_shows_its_real_parameters(name):
+    function = getattr(mnistlab, name)
+    parameters = inspect.signature(function).parameters
+    assert not any(p.kind is p.VAR_KEYWORD for p in parameters.values()), f"{name} hides its parameters in **kwargs"
+    expected = {"train": {"recipe", "dataset", "epochs", "batch_size", "seed", "limit", "ensemble", "out", "force",
+                          "data_dir"},
+                "resume_run": {"run_dir", "data_dir"}, "predict": {"images", "top", "min_confidence"},
+                "evaluate": {"run_dir", "data_dir"}, "load_run": {"allow_partial"}, "load_data": {"dataset", "data_dir"}}
+    assert expected[name] <= set(parameters)
+    assert function.__doc__ and function.__module__.startswith("mnistlab.")
+
+
+def test_settings_are_a_typed_frozen_record(trained_run):
+    run = mnistlab.load_run(trained_run.path)
+    s = run.settings
+    assert isinstance(s, runs.RunSettings) and run.status is runs.RunStatus.COMPLETE
+    assert (s.recipe, s.dataset, s.epochs, s.batch_size, s.seed, s.limit, s.ensemble) == ("cnn", "mnist", 2, 128, 1,
+                                                                                            6000, 1)
+    assert s.class_names == tuple("0123456789") and len(s.data_sha256) == 4 and s.format == runs.FORMAT_VERSION
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.seed = 2
+    with pytest.raises(TypeError):
+        s.data_sha256["x"] = "y"
+    assert runs.RunSettings.from_json(s.to_json(), run.path) == s
+
+
+def test_each_epoch_shuffles_differently_and_reproducibly(tmp_path, data_dir, monkeypatch):
+    import keras
+
+    seen: list[np.ndarray] = []
+    fit = keras.Model.fit
+
+    def spy(self, x=None, y=None, **kwargs):
+        seen.append(np.asarray(y).copy())
+        return fit(self, x, y, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", spy)
+    mnistlab.train("mlp", epochs=3, limit=500, batch_size=100, out=tmp_path / "a", data_dir=data_dir, **_quiet())
+    mnistlab.train("mlp", epochs=3, limit=500, batch_size=100, out=tmp_path / "b", data_dir=data_dir, **_quiet())
+    first, second = seen[:3], seen[3:]
+    assert len(seen) == 6
+    for a, b in [(first[0], first[1]), (first[1], first[2]), (first[0], first[2])]:
+        assert not np.array_equal(a, b), "two epochs visited the training images in the same order"
+        assert np.array_equal(np.sort(a), np.sort(b)), "every epoch visits the same images"
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)  # the same seed gives the same orders
+
+
+FORMAT1 = Path(__file__).parent / "fixtures" / "format1"
+
+
+def _format1_run(name: str, tmp_path: Path, model_from: str = "mlp") -> Path:
+    """A run directory written by mnistlab before the typed settings (tests/fixtures/format1), with a fresh model.
+
+    The fixtures hold metrics.json, history.csv and checkpoint/state.json exactly as that code wrote them
+    (the data path rewritten to a relative one); no model is committed, so an untrained one of the same
+    recipe stands in for it.
+    """
+    path = shutil.copytree(FORMAT1 / name, tmp_path / name)
+    recipe = mnistlab.RunSettings.from_json(json.loads((path / runs.METRICS_FILE).read_text()), path).recipe
+    model = get_recipe(recipe).build(10, 1)
+    model.optimizer.build(model.trainable_variables)  # saved with its state, as a trained model would be
+    state = path / runs.CHECKPOINT_DIR / runs.CHECKPOINT_STATE
+    if state.is_file():
+        model.save(path / runs.CHECKPOINT_DIR / json.loads(state.read_text())["members"][-1]["model"])
+    else:
+        model.save(path / runs.MODEL_FILE)
+    return path
+
+
+@pytest.mark.parametrize("name, ensemble", [("complete", 1), ("ensemble", 2)])
+def test_finished_runs_of_format_1_still_load(name, ensemble, tmp_path, data_dir):
+    run = mnistlab.load_run(_format1_run(name, tmp_path))
+    assert run.status is runs.RunStatus.COMPLETE and run.complete
+    assert (run.settings.recipe, run.settings.epochs, run.settings.seed, run.settings.ensemble) == ("mlp", 1, 3, ensemble)
+    assert run.settings.limit == 600 and run.class_names == list("0123456789")
+    assert mnistlab.evaluate(run.path, data_dir=data_dir)["status"] == "complete"
+    assert mnistlab.predict(run, np.zeros((28, 28), np.float32))[0]["no_digit"]
+
+
+def test_an_interrupted_run_of_format_1_resumes(tmp_path, data_dir):
+    path = _format1_run("interrupted", tmp_path)
+    partial = mnistlab.load_run(path)
+    assert partial.status is runs.RunStatus.INTERRUPTED and not partial.complete
+    assert partial.model_file.name == "member0-epoch0001.keras"
+    with pytest.raises(RunError, match="did not finish"):
+        mnistlab.load_run(path, allow_partial=False)
+    done = mnistlab.resume_run(path, data_dir=data_dir, **_quiet())
+    assert done.status is runs.RunStatus.COMPLETE and done.settings == partial.settings
+    with open(path / runs.HISTORY_FILE) as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2", "3", "4"]
+    assert not (path / runs.CHECKPOINT_DIR).exists()
 
 
 def _copy_run(run, dest):

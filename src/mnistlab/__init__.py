@@ -1,55 +1,56 @@
 """mnistlab: train, evaluate and use handwritten-digit classifiers on MNIST and MNIST-like data.
 
-The Python API mirrors the command line: `load_data`, `train`, `load_run`, `evaluate`, `predict`.
-Heavy modules (Keras, the backend) load only when one of these is first used.
+The Python API mirrors the command line:
+
+    load_data(dataset="mnist", data_dir=None)        ((x_train, y_train), (x_test, y_test)) as uint8 arrays
+    train(recipe="cnn", dataset="mnist", *, ...)      train, evaluate, write a run directory; returns a Run
+    resume_run(run_dir, *, ...)                       continue an interrupted run
+    load_run(run_dir)                                 open a run directory: .settings, .status, .metrics, .model
+    evaluate(run_dir, data_dir=None)                  re-score a run on its test set
+    predict(run, images, *, ...)                      one record per image (paths, PIL images, arrays, bytes)
+    preprocess(image)                                 a picture of a digit -> MNIST-style 28x28 floats
+
+Each is the package function itself (`help(mnistlab.train)` shows its parameters), imported on first use so
+that `import mnistlab` stays instant; Keras loads only when a model is built or read. Errors a caller can
+cause are `MnistlabError`s and also the standard type (`ValueError`, `FileNotFoundError`).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
+
+from .errors import (DataError, DataNotFoundError, ImageError, ImageNotFoundError, MnistlabError, NoDigitError,
+                     RunError, RunNotFoundError, UsageError)
 
 __version__ = "0.1.0"
 
-__all__ = ["load_data", "train", "load_run", "evaluate", "predict", "preprocess", "__version__"]
+# public name -> (module, name in it)
+_API = {
+    "load_data": ("data", "load_data"),
+    "train": ("training", "train"),
+    "resume_run": ("training", "resume_run"),
+    "load_run": ("runs", "load_run"),
+    "Run": ("runs", "Run"),
+    "RunSettings": ("runs", "RunSettings"),
+    "RunStatus": ("runs", "RunStatus"),
+    "evaluate": ("evaluation", "evaluate_run"),
+    "predict": ("prediction", "predict"),
+    "preprocess": ("images", "preprocess"),
+}
+
+__all__ = [*_API, "MnistlabError", "UsageError", "DataError", "DataNotFoundError", "RunError", "RunNotFoundError",
+           "ImageError", "ImageNotFoundError", "NoDigitError", "__version__"]
 
 
-def load_data(dataset: str = "mnist", data_dir: Any = None):
-    """((x_train, y_train), (x_test, y_test)) as uint8 arrays, like keras.datasets.mnist.load_data()."""
-    from .data import load_data as _load_data
-
-    return _load_data(dataset, data_dir)
-
-
-def train(recipe: str = "cnn", dataset: str = "mnist", **kwargs: Any):
-    """Train a named recipe and save its run directory; returns the Run."""
-    from .training import train as _train
-
-    return _train(recipe, dataset, **kwargs)
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        module, attr = _API[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value  # once imported, a plain attribute
+        return value
+    raise AttributeError(f"module 'mnistlab' has no attribute {name!r}")
 
 
-def load_run(path: Any, *, allow_partial: bool = True):
-    """Open a run directory written by `train`."""
-    from .runs import load_run as _load_run
-
-    return _load_run(path, allow_partial=allow_partial)
-
-
-def evaluate(run_dir: Any, data_dir: Any = None) -> dict:
-    """Re-evaluate a run's model on its test set: accuracy, loss, per-class report."""
-    from .evaluation import evaluate_run
-
-    return evaluate_run(run_dir, data_dir)
-
-
-def predict(run_or_path: Any, images: Any, **kwargs: Any) -> list[dict]:
-    """Classify images (paths, PIL images or arrays) with a run; one record per image."""
-    from .prediction import predict as _predict
-
-    return _predict(run_or_path, images, **kwargs)
-
-
-def preprocess(image: Any):
-    """Turn a picture of a digit into an MNIST-style 28x28 float array."""
-    from .images import preprocess as _preprocess
-
-    return _preprocess(image)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))

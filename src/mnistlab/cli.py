@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,6 +41,13 @@ def _seed(text: str) -> int:
     value = _whole(text)
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(f"must be between 0 and 4294967295, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _whole(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {value}")
     return value
 
 
@@ -76,19 +84,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a recipe, evaluate it and write a run directory",
                        description=f"Train a named recipe, evaluate it on the test set and write the run directory "
                                    f"(model.keras, history.csv, metrics.json, plots/). Recipes: {recipes}.")
-    p.add_argument("--recipe", default=DEFAULT_RECIPE, metavar="NAME",
-                   help=f"one of {', '.join(RECIPES)} (default: {DEFAULT_RECIPE})")
-    p.add_argument("--dataset", default="mnist", metavar="NAME", help=f"one of {', '.join(DATASETS)} (default: mnist)")
+    # Settings default to None here so that --resume can tell which were given (a resumed run keeps its own).
+    p.add_argument("--recipe", metavar="NAME", help=f"one of {', '.join(RECIPES)} (default: {DEFAULT_RECIPE})")
+    p.add_argument("--dataset", metavar="NAME", help=f"one of {', '.join(DATASETS)} (default: mnist)")
     p.add_argument("--epochs", type=_positive, metavar="N", help="epochs (default: the recipe's)")
     p.add_argument("--batch-size", type=_positive, metavar="N", help="batch size (default: the recipe's)")
-    p.add_argument("--seed", type=_seed, default=1, metavar="N", help="random seed (default: 1)")
+    p.add_argument("--seed", type=_seed, metavar="N", help="random seed (default: 1); the same seed gives the same model")
     p.add_argument("--limit", type=_positive, metavar="N", help="use only the first N training images")
-    p.add_argument("--ensemble", type=_positive, default=1, metavar="K",
+    p.add_argument("--ensemble", type=_positive, metavar="K",
                    help="train K models (seeds N, N+1, ...) and save one model averaging their probabilities")
     p.add_argument("--out", type=Path, metavar="RUN_DIR", help="run directory to create (default: runs/<recipe>-<timestamp>)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it already holds files")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
-                   help="continue an interrupted run from its last saved epoch (its own settings are used)")
+                   help="continue an interrupted run from its last saved epoch with the settings it was started "
+                        "with (so no other setting may be given with it); it ends where the uninterrupted run would")
     _data_dir_arg(p)
 
     p = sub.add_parser("evaluate", help="re-evaluate a run's model on the test set",
@@ -119,8 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON array, one object per image")
     p.add_argument("--top", type=_positive, default=3, metavar="K", help="show the K most likely digits (default: 3)")
     p.add_argument("--min-confidence", type=_fraction, metavar="P",
-                   help="flag predictions less confident than P (default: 0.8; below it about one prediction "
-                        "in three was wrong when measured, see mnistlab/prediction.py)")
+                   help="flag predictions less confident than P as LOW (default: 0.8; measured with the default "
+                        "recipe, about one prediction in three below 0.8 was wrong, at most one in five above it)")
     p.add_argument("--save-preprocessed", type=Path, metavar="DIR", help="write the 28x28 images the model saw here")
     p.add_argument("--allow-partial", action="store_true", help="use a run whose training did not finish")
 
@@ -129,17 +138,28 @@ def build_parser() -> argparse.ArgumentParser:
                                    "JSON API (POST /api/predict, GET /api/health, GET /api/model).")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--port", type=_port, default=8000, metavar="N", help="port (default: 8000; 0: any free port)")
     p.add_argument("--allow-partial", action="store_true", help="use a run whose training did not finish")
     return parser
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from .training import train
+# The settings of a run; with --resume the run's own are used, so giving any of these is an error.
+_RUN_SETTINGS = {"recipe": "--recipe", "dataset": "--dataset", "epochs": "--epochs", "batch_size": "--batch-size",
+                 "seed": "--seed", "limit": "--limit", "ensemble": "--ensemble", "out": "--out", "force": "--force"}
 
-    run = train(args.recipe, args.dataset, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                limit=args.limit, out=args.out, data_dir=args.data_dir, ensemble=args.ensemble, force=args.force,
-                resume=args.resume)
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .training import resume_run, train
+
+    if args.resume is not None:
+        given = [flag for name, flag in _RUN_SETTINGS.items() if getattr(args, name) not in (None, False)]
+        if given:
+            raise UsageError(f"--resume continues a run with the settings it was started with; drop {', '.join(given)} "
+                             f"(to change them, train a new run with --out)")
+        run = resume_run(args.resume, data_dir=args.data_dir)
+    else:
+        settings = {name: getattr(args, name) for name in _RUN_SETTINGS if getattr(args, name) is not None}
+        run = train(data_dir=args.data_dir, **settings)
     m = run.metrics
     print(f"test loss {m['test_loss']:.4f}  test accuracy {m['test_accuracy']:.2%}  "
           f"training time {m['train_seconds']:.1f} s  ({m['images_per_second']:.0f} images/s)")
@@ -156,7 +176,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
         return 0
     if result["status"] != "complete":
-        print(f"warning: training of this run did not finish (status {result['status']!r})")
+        print(f"mnistlab: warning: training of this run did not finish (status {result['status']!r}); "
+              f"these are the figures of its last saved epoch", file=sys.stderr)
     print(f"run {args.run_dir}: recipe {result['recipe']} on {result['dataset']}")
     print(f"test accuracy {result['test_accuracy']:.2%}  test loss {result['test_loss']:.4f}  "
           f"({result['test_images']} test images)")
@@ -165,14 +186,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from .runs import load_run
 
     run = load_run(args.run_dir)
     model = run.model
     model.summary(print_fn=lambda line, **_: print(line))
-    trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     total = int(model.count_params())
-    print(f"parameters: {total:,} total, {trainable:,} trainable, {total - trainable:,} non-trainable")
+    line = f"model parameters: {total:,} ({trainable:,} trainable, {total - trainable:,} non-trainable)"
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and optimizer.variables:
+        # Keras' "Total params" above adds the optimizer's state to the model's own parameters.
+        state = sum(int(np.prod(v.shape)) for v in optimizer.variables)
+        line += f"; Keras' total above also counts the optimizer's {state:,} state values"
+    print(line)
     return 0
 
 
@@ -181,7 +210,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
     from .data import load_dataset
 
-    data = load_dataset(args.dataset, args.data_dir)
+    data = load_dataset(args.dataset, args.data_dir, remember=args.data_dir is not None)
     print(f"{data.spec.name}: found in {data.directory} ({data.source})")
     for split, x, y in [("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)]:
         counts = np.bincount(y, minlength=len(data.spec.class_names))
@@ -199,10 +228,12 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .prediction import format_table, predict_paths
+    from .runs import load_run
 
-    records = predict_paths(args.run_dir, args.images, top=args.top, min_confidence=args.min_confidence,
-                            save_preprocessed=args.save_preprocessed, allow_partial=args.allow_partial)
-    print(json.dumps(records, indent=2) if args.json else format_table(records))
+    run = load_run(args.run_dir, allow_partial=args.allow_partial)
+    records = predict_paths(run, args.images, top=args.top, min_confidence=args.min_confidence,
+                            save_preprocessed=args.save_preprocessed)
+    print(json.dumps(records, indent=2) if args.json else format_table(records, run.class_names))
     unreadable = [r for r in records if r.get("error") and not r.get("no_digit")]
     for r in unreadable:
         if not args.json:
@@ -213,14 +244,26 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .serve import serve
 
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
     serve(args.run_dir, host=args.host, port=args.port, allow_partial=args.allow_partial)
     return 0
 
 
 COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "summary": _cmd_summary, "data": _cmd_data,
             "predict": _cmd_predict, "serve": _cmd_serve}
+
+
+# Python parameter -> how the CLI spells it (None: a positional argument, shown as the value alone).
+_FLAGS = {"run_dir": None, "images": None, "batch_size": "--batch-size", "min_confidence": "--min-confidence",
+          "data_dir": "--data-dir", "allow_partial": "--allow-partial", "save_preprocessed": "--save-preprocessed"}
+
+
+def _message(exc: MnistlabError) -> str:
+    """The error as one line, naming the CLI flag where the library named its Python parameter."""
+    if isinstance(exc, UsageError) and exc.param:
+        flag = _FLAGS.get(exc.param, "--" + exc.param.replace("_", "-"))
+        value = os.fspath(exc.value) if isinstance(exc.value, os.PathLike) else exc.value
+        return f"{flag} {value}: {exc.problem}" if flag else f"{value}: {exc.problem}"
+    return str(exc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,11 +276,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except MnistlabError as exc:
-        print(f"mnistlab: error: {exc}", file=sys.stderr)
+        print(f"mnistlab: error: {_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mnistlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`mnistlab evaluate RUN --json | head -n 1`): stop quietly, as cat or grep do.
+        # stdout is pointed at /dev/null so that the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a program the closed pipe stopped
 
 
 if __name__ == "__main__":

@@ -29,18 +29,17 @@ def evaluate_model(model: Any, x_test: np.ndarray, y_test: np.ndarray, class_nam
     return result, proba
 
 
-def evaluate_run(path: str | Path, data_dir: str | Path | None = None) -> dict[str, Any]:
+def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None) -> dict[str, Any]:
     """Reload a run's model and score it on the test set of the dataset it was trained on."""
     from .data import load_dataset
 
-    run = runs.load_run(path)
-    data = load_dataset(run.metrics.get("dataset", "mnist"), data_dir)
-    class_names = list(data.spec.class_names)
-    result, _ = evaluate_model(run.model, data.x_test, data.y_test, class_names)
+    run = runs.load_run(run_dir)
+    data = load_dataset(run.settings.dataset, data_dir, splits=("test",), remember=data_dir is not None)
+    result, _ = evaluate_model(run.model, data.x_test, data.y_test, run.class_names)
     cm = np.asarray(result["confusion_matrix"])
     return {
-        "run_dir": str(run.path), "recipe": run.metrics.get("recipe"), "dataset": data.spec.name,
-        "status": run.metrics.get("status", "complete"), "test_images": int(len(data.y_test)),
-        **result, "per_class": M.per_class_report(cm, class_names),
+        "run_dir": str(run.path), "recipe": run.settings.recipe, "dataset": run.settings.dataset,
+        "status": run.status.value, "test_images": int(len(data.y_test)),
+        **result, "per_class": M.per_class_report(cm, run.class_names),
         "recorded_test_accuracy": run.metrics.get("test_accuracy"),
     }

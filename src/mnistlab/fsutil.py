@@ -1,13 +1,32 @@
-"""Atomic file writes: an interrupted write leaves the old file or the new one, never half of one."""
+"""Atomic file writes: an interrupted write leaves the old file or the new one, never half of one.
+
+Temporary files are created beside their target by `temp_beside`, with the mode an ordinary file gets
+(0666 less the umask), so a renamed file has the permissions the user expects; tempfile.mkstemp's are 0600.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Iterator
+
+_ATTEMPTS = 100  # 48 random bits a name: a clash is already unlikely once
+
+
+def temp_beside(path: str | os.PathLike, suffix: str = ".tmp") -> tuple[int, Path]:
+    """Create a new, uniquely named, empty file beside `path` honouring the umask; (open write-only fd, its path)."""
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(_ATTEMPTS):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}{suffix}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path.parent}: no free temporary name for {path.name} after {_ATTEMPTS} tries")
 
 
 @contextlib.contextmanager
@@ -15,15 +34,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed over `path`, on error removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+    # The suffix keeps the target's extension last: writers such as matplotlib pick the format from it.
+    fd, tmp = temp_beside(path, suffix=".tmp" + path.suffix)
     os.close(fd)
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -50,7 +50,7 @@ from typing import Any, Iterable
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import ImageError, NoDigitError
+from .errors import ImageError, ImageNotFoundError, NoDigitError
 
 MAX_PIXELS = 40_000_000
 FRAME = 28  # MNIST's field
@@ -112,8 +112,10 @@ def _open(source: Any, max_pixels: int, draft: int | None = None) -> Image.Image
                 if os.fstat(fp.fileno()).st_size == 0:
                     raise ImageError(f"{path}: empty file (0 bytes), not an image; save the picture again as PNG or JPEG")
                 return _decode(fp, name, max_pixels, draft)
+        except FileNotFoundError as e:
+            raise ImageNotFoundError(f"{path}: no such file; check the path") from e
         except OSError as e:
-            raise ImageError(f"{path}: cannot read: {e.strerror or e}; check the path") from None
+            raise ImageError(f"{path}: cannot read: {e.strerror or e}; check the path") from e
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise ImageError("<0 bytes>: empty input, not an image")

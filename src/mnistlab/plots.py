@@ -6,7 +6,7 @@ import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -32,21 +32,26 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return path
 
 
-def history_curves(history: dict[str, Sequence[float]], path: str | os.PathLike, title: str = "") -> Path:
-    """Accuracy and loss per epoch, training and (where recorded) validation."""
+def history_curves(histories: Sequence[Mapping[str, Sequence[float]]], path: str | os.PathLike,
+                   title: str = "") -> Path:
+    """Accuracy and loss per epoch, training and (where recorded) validation; one colour per ensemble member."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, key in zip(axes, ["accuracy", "loss"]):
-        for name, style in [(key, "o-"), (f"val_{key}", "s--")]:
-            values = history.get(name)
-            if values:
-                epochs = np.arange(1, len(values) + 1)
-                ax.plot(epochs, values, style, label="validation" if name.startswith("val_") else "training")
+        for m, history in enumerate(histories):
+            member = f"member {m + 1} " if len(histories) > 1 else ""
+            for name, style in [(key, "o-"), (f"val_{key}", "s--")]:
+                values = history.get(name)
+                if values:
+                    epochs = np.arange(1, len(values) + 1)
+                    kind = "validation" if name.startswith("val_") else "training"
+                    ax.plot(epochs, values, style, color=colours[m % len(colours)], label=f"{member}{kind}")
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.set_title(f"{title} {key}".strip())
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8 if len(histories) > 2 else None)
         ax.xaxis.get_major_locator().set_params(integer=True)
     return _save(fig, path)
 

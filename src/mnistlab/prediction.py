@@ -66,14 +66,18 @@ def _name(image: Any, index: int) -> str:
 
 
 def record(name: str, proba: np.ndarray | None, *, top: int = 3, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-           error: BaseException | None = None) -> dict[str, Any]:
-    """The prediction record for one image: from its probabilities, or from the error that stopped it."""
+           error: BaseException | None = None, class_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """The prediction record for one image: from its probabilities, or from the error that stopped it.
+
+    `digit` is the class index; `label` its name from the run's dataset ("7", or "Sneaker" for Fashion-MNIST).
+    """
     if proba is None:
-        return {"file": name, "digit": None, "confidence": None, "probabilities": None, "top": None,
+        return {"file": name, "digit": None, "label": None, "confidence": None, "probabilities": None, "top": None,
                 "low_confidence": None, "error": str(error), "no_digit": isinstance(error, NoDigitError)}
     order = np.argsort(-proba, kind="stable")[: max(1, min(top, len(proba)))]
     confidence = float(proba[order[0]])
-    return {"file": name, "digit": int(order[0]), "confidence": confidence,
+    label = class_names[order[0]] if class_names is not None else str(int(order[0]))
+    return {"file": name, "digit": int(order[0]), "label": label, "confidence": confidence,
             "probabilities": [round(float(p), 6) for p in proba],
             "top": [[int(d), float(proba[d])] for d in order],
             "low_confidence": confidence < min_confidence, "error": None, "no_digit": False}
@@ -121,29 +125,37 @@ def predict(run_or_path: Run | str | os.PathLike, images: Any, *, top: int = 3,
     by_index = dict(zip(digits, proba))
     if save_preprocessed is not None and digits:
         _save_preprocessed(Path(save_preprocessed), [names[i] for i in digits], np.stack(list(digits.values())))
-    return [record(names[i], by_index.get(i), top=top, min_confidence=min_confidence, error=errors.get(i))
-            for i in range(len(items))]
+    return [record(names[i], by_index.get(i), top=top, min_confidence=min_confidence, error=errors.get(i),
+                   class_names=run.class_names) for i in range(len(items))]
 
 
-def predict_paths(run_dir: str | os.PathLike, paths: Iterable[str | os.PathLike], *, top: int = 3,
+def predict_paths(run_or_path: Run | str | os.PathLike, paths: Iterable[str | os.PathLike], *, top: int = 3,
                   min_confidence: float | None = None, save_preprocessed: str | os.PathLike | None = None,
                   allow_partial: bool = False) -> list[dict[str, Any]]:
     """Classify image files and every image inside the given folders."""
-    run = load_run(run_dir, allow_partial=allow_partial)
+    run = run_or_path if isinstance(run_or_path, Run) else load_run(run_or_path, allow_partial=allow_partial)
     return predict(run, expand_paths(paths), top=top, min_confidence=min_confidence,
                    save_preprocessed=save_preprocessed)
 
 
-def format_table(records: Sequence[dict[str, Any]]) -> str:
-    """Records as an aligned table: file, digit, confidence, the most likely digits, and LOW or the error."""
-    tops = ["  ".join(f"{d}:{p:.2f}" for d, p in r["top"]) if r["top"] else "-" for r in records]
+def format_table(records: Sequence[dict[str, Any]], class_names: Sequence[str] | None = None) -> str:
+    """Records as an aligned table: file, answer, confidence, the most likely answers, and LOW or the error.
+
+    The answer column is "digit" for a digit model, "class" (with the class names) for any other dataset.
+    """
+    digits = class_names is None or list(class_names) == [str(i) for i in range(10)]
+    name = (lambda d: str(d)) if digits else (lambda d: class_names[d])
+    head = "digit" if digits else "class"
+    tops = ["  ".join(f"{name(d)}:{p:.2f}" for d, p in r["top"]) if r["top"] else "-" for r in records]
     width = max([4, *(len(r["file"]) for r in records)])
+    answer_width = max([len(head), *(len(name(r["digit"])) for r in records if r["digit"] is not None)])
     top_width = max([5, *map(len, tops)])
-    lines = [f"{'file':<{width}}  digit  confidence  {'top':<{top_width}}  note".rstrip()]
+    lines = [f"{'file':<{width}}  {head:>{answer_width}}  confidence  {'top':<{top_width}}  note".rstrip()]
     for r, top in zip(records, tops):
         if r["digit"] is None:
-            lines.append(f"{r['file']:<{width}}  {'-':>5}  {'-':>10}  {top:<{top_width}}  {r['error']}")
+            lines.append(f"{r['file']:<{width}}  {'-':>{answer_width}}  {'-':>10}  {top:<{top_width}}  {r['error']}")
             continue
         note = "LOW confidence: check it" if r["low_confidence"] else ""
-        lines.append(f"{r['file']:<{width}}  {r['digit']:>5}  {r['confidence']:>10.1%}  {top:<{top_width}}  {note}".rstrip())
+        lines.append(f"{r['file']:<{width}}  {name(r['digit']):>{answer_width}}  {r['confidence']:>10.1%}  "
+                     f"{top:<{top_width}}  {note}".rstrip())
     return "\n".join(lines)

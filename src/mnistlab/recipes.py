@@ -7,7 +7,7 @@ a learning-rate schedule to the run. Keras is imported inside the builders so th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from .errors import UsageError
@@ -25,7 +25,6 @@ class Recipe:
     batch_size: int
     one_hot: bool  # categorical cross-entropy on one-hot labels, else sparse labels
     validation: str | float | None  # "test": validate on the test set; a float: validation_split
-    fit_kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def validation_split(self) -> float:

@@ -1,28 +1,44 @@
-"""The run directory as an object: model, history, metrics and plots; loading and saving.
+"""The run directory and its one owner: every file inside a run is named, written and read here.
 
-A run directory holds `model.keras`, `history.csv`, `metrics.json` and `plots/`. An ensemble is
-saved as one Keras model that averages its members' probabilities, so every consumer treats it
-like any other run.
+A run directory holds
+
+    metrics.json   the run's settings (a RunSettings), its status (a RunStatus), provenance and results
+    model.keras    the trained model (an ensemble is one model averaging its members' probabilities)
+    history.csv    what Keras recorded per epoch (epochs counted from 1, as the console and plots do)
+    plots/         every figure of the run
+    checkpoint/    while training: the model after the last finished epoch, and state.json naming it
+
+Its life: `prepare_run_dir` chooses the folder, `start_run` writes the settings with status "training",
+`Checkpoint.save` runs after every epoch, `mark_interrupted` on Ctrl-C, `finish_run` writes the model,
+history, plots and results and drops the checkpoint; `load_run` and `resume_point` read it back.
+Training (training.py) fits models and hands them here; nothing else names a file in a run directory.
 """
 
 from __future__ import annotations
 
-import csv
+import datetime as _dt
+import enum
 import json
-from dataclasses import dataclass, field
+import shutil
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .backend import import_keras
-from .errors import RunError
+from .errors import RunError, RunNotFoundError, UsageError
+from .fsutil import atomic_path, write_json, write_text
 
+# Version 1 is the only layout so far; every run directory mnistlab has written reads with this code.
 FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 PLOTS_DIR = "plots"
+CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_STATE = "state.json"
 RETRAIN = "train it again with `mnistlab train --out DIR --force`"
 PLOT_FILES = {
     "curves": "curves.png",
@@ -31,6 +47,56 @@ PLOT_FILES = {
     "mistakes": "confident_mistakes.png",
     "architecture": "architecture.png",
 }
+
+
+class RunStatus(str, enum.Enum):
+    """Where a run is in its life; stored in metrics.json as the value string."""
+
+    TRAINING = "training"  # started, or killed without a chance to say so
+    INTERRUPTED = "interrupted"  # stopped by Ctrl-C after saving its last epoch
+    COMPLETE = "complete"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything that decides what a run trains: saved with it, and all that `resume_run` needs."""
+
+    recipe: str
+    dataset: str
+    epochs: int
+    batch_size: int
+    seed: int
+    limit: int | None
+    ensemble: int
+    class_names: tuple[str, ...]
+    data_sha256: Mapping[str, str]  # data file name -> SHA-256 of its decompressed content
+    format: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(self, "data_sha256", MappingProxyType(dict(self.data_sha256)))
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings as metrics.json stores them."""
+        return {**{f.name: getattr(self, f.name) for f in fields(self)}, "class_names": list(self.class_names),
+                "data_sha256": dict(self.data_sha256)}
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any], where: Path) -> "RunSettings":
+        """The settings from a metrics.json object; a missing or mistyped field is a RunError naming it."""
+        types = {"recipe": str, "dataset": str, "epochs": int, "batch_size": int, "seed": int, "limit": (int, type(None)),
+                 "ensemble": int, "class_names": list, "data_sha256": dict, "format": int}
+        values = {}
+        for f in fields(cls):
+            if f.name not in record:
+                if f.name == "format":
+                    continue
+                raise RunError(f"{where}: {METRICS_FILE} lacks {f.name!r}; {RETRAIN}")
+            value = record[f.name]
+            if isinstance(value, bool) or not isinstance(value, types[f.name]):
+                raise RunError(f"{where}: {METRICS_FILE} has {f.name}={value!r}, not a {f.type}; {RETRAIN}")
+            values[f.name] = value
+        return cls(**values)
 
 
 def to_model_input(model: Any, images: np.ndarray) -> np.ndarray:
@@ -45,13 +111,14 @@ def to_model_input(model: Any, images: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Run:
-    """A trained run: its directory, its metrics and (loaded on first use) its Keras model."""
+    """A run directory opened: its settings, status, metrics.json as a whole, and (on first use) its model."""
 
     path: Path
-    metrics: dict[str, Any]
-    _model: Any = field(default=None, repr=False)
+    settings: RunSettings
+    status: RunStatus
+    metrics: dict[str, Any]  # the whole metrics.json: settings, provenance and (once complete) results
     model_file: Path | None = None  # default: path / model.keras
-
+    _model: Any = field(default=None, repr=False)
 
     @property
     def model(self) -> Any:
@@ -63,16 +130,12 @@ class Run:
     @property
     def class_names(self) -> list[str]:
         """The dataset's class names, as recorded at training time."""
-        return list(self.metrics.get("class_names") or [str(i) for i in range(10)])
+        return list(self.settings.class_names)
 
     @property
     def complete(self) -> bool:
-        """Whether training finished (an interrupted run is marked 'partial')."""
-        return self.metrics.get("status", "complete") == "complete"
-
-    def history(self) -> dict[str, list[float]]:
-        """The per-epoch history recorded by Keras, column by column."""
-        return read_history(self.path / HISTORY_FILE)
+        """Whether training finished."""
+        return self.status is RunStatus.COMPLETE
 
     def predict_proba(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities (N, 10) for (N, 28, 28) images (uint8, or floats in [0, 1])."""
@@ -90,7 +153,8 @@ class Run:
 def load_model(path: Path) -> Any:
     """Load a .keras file in safe mode, turning any failure into a RunError naming the file."""
     if not path.is_file():
-        raise RunError(f"{path}: model file missing; give a run directory that `mnistlab train` finished, or {RETRAIN}")
+        raise RunNotFoundError(f"{path}: model file missing; give a run directory that `mnistlab train` finished, "
+                               f"or {RETRAIN}")
     import zipfile
 
     if not zipfile.is_zipfile(path):
@@ -112,34 +176,183 @@ def load_model(path: Path) -> Any:
     return model
 
 
-def read_history(path: Path) -> dict[str, list[float]]:
-    """Read Keras' CSVLogger file into {column: values}; empty if there is none."""
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    columns: dict[str, list[float]] = {}
-    for row in rows:
-        for key, value in row.items():
-            if key in (None, "epoch", "member"):
-                continue
-            try:
-                columns.setdefault(key, []).append(float(value))
-            except (TypeError, ValueError):
-                continue
-    return columns
+# --- writing a run ---------------------------------------------------------------------------------------------
+
+
+def default_run_dir(recipe: str, root: str | Path = "runs") -> Path:
+    """runs/<recipe>-<timestamp>, unique within the second."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(root) / f"{recipe}-{stamp}"
+    n = 2
+    while path.exists():
+        path = Path(root) / f"{recipe}-{stamp}-{n}"
+        n += 1
+    return path
+
+
+def prepare_run_dir(out: str | Path | None, recipe: str, force: bool) -> Path:
+    """Choose the run directory and refuse to overwrite an existing one unless forced."""
+    path = Path(out) if out is not None else default_run_dir(recipe)
+    if path.exists() and not path.is_dir():
+        raise UsageError("exists and is not a directory", param="out", value=path)
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise UsageError("directory exists and is not empty; choose another or overwrite it (force=True, "
+                         "the CLI's --force)", param="out", value=path)
+    return path
+
+
+def _now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def start_run(path: Path, settings: RunSettings, provenance: Mapping[str, Any]) -> dict[str, Any]:
+    """Create (or, when forced, clear) the run directory and record its settings with status "training"."""
+    for name in [MODEL_FILE, HISTORY_FILE, METRICS_FILE]:
+        (path / name).unlink(missing_ok=True)
+    for name in [PLOTS_DIR, CHECKPOINT_DIR]:
+        shutil.rmtree(path / name, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    header = {**settings.to_json(), "status": RunStatus.TRAINING.value, **provenance, "started": _now()}
+    write_json(path / METRICS_FILE, header)
+    return header
+
+
+def mark_interrupted(path: Path, header: Mapping[str, Any]) -> None:
+    """Record that training stopped on request after saving its last epoch (resume it later)."""
+    write_json(path / METRICS_FILE, {**header, "status": RunStatus.INTERRUPTED.value})
+
+
+def _write_history(path: Path, histories: Sequence[Mapping[str, Sequence[float]]]) -> None:
+    keys = sorted({k for h in histories for k in h}, key=lambda k: (k.startswith("val_"), k))
+    member = len(histories) > 1
+    lines = [",".join((["member"] if member else []) + ["epoch"] + keys)]
+    for m, h in enumerate(histories, start=1):
+        for e in range(max((len(v) for v in h.values()), default=0)):
+            cells = [repr(h[k][e]) if e < len(h.get(k, [])) else "" for k in keys]
+            lines.append(",".join(([str(m)] if member else []) + [str(e + 1)] + cells))
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def _write_plots(path: Path, model: Any, histories: Sequence[Mapping[str, Sequence[float]]], x_test: np.ndarray,
+                 y_test: np.ndarray, proba: np.ndarray, confusion: Sequence[Sequence[int]], class_names: Sequence[str],
+                 title: str, warn: Callable[[str], None]) -> None:
+    from . import plots
+
+    d = path / PLOTS_DIR
+    f = PLOT_FILES
+    if any(histories):
+        plots.history_curves(histories, d / f["curves"], title=title)
+    plots.prediction_grid(x_test, y_test, proba.argmax(axis=1), class_names, d / f["predictions"])
+    plots.confusion_matrix_plot(np.asarray(confusion), class_names, d / f["confusion"])
+    plots.confident_mistakes(x_test, y_test, proba, class_names, d / f["mistakes"])
+    try:
+        plots.architecture(model, d / f["architecture"])
+    except (FileNotFoundError, ImportError, OSError) as exc:
+        warn(f"architecture diagram skipped: {exc}")
+
+
+def finish_run(path: Path, header: Mapping[str, Any], model: Any, histories: Sequence[Mapping[str, Sequence[float]]],
+               results: Mapping[str, Any], *, x_test: np.ndarray, y_test: np.ndarray, proba: np.ndarray,
+               warn: Callable[[str], None]) -> Run:
+    """Write the model, history, plots and results of a finished run, mark it complete and drop its checkpoint.
+
+    metrics.json is written last: until it says "complete", the run reads as unfinished.
+    """
+    settings = RunSettings.from_json(header, path)
+    with atomic_path(path / MODEL_FILE) as tmp:
+        model.save(tmp)
+    _write_history(path / HISTORY_FILE, histories)
+    _write_plots(path, model, histories, x_test, y_test, proba, results["confusion_matrix"], settings.class_names,
+                 f"{settings.recipe} on {settings.dataset}", warn)
+    final = {**header, "status": RunStatus.COMPLETE.value, **results, "finished": _now()}
+    write_json(path / METRICS_FILE, final)
+    Checkpoint(path).remove()
+    return Run(path=path, settings=settings, status=RunStatus.COMPLETE, metrics=final, _model=model)
+
+
+# --- the checkpoint ---------------------------------------------------------------------------------------------
+
+
+def seed_states(model: Any) -> list[Any]:
+    """The state variables of the model's random-number generators (dropout, augmentation), in layer order.
+
+    A .keras file does not save them, so the checkpoint records them; without them a resumed run would draw
+    other dropout masks than the uninterrupted one. Keras lists a SeedGenerator's state among a layer's public
+    `variables` (not its `weights`) under this name; tests/test_resume.py fails loudly if an upgrade changes that.
+    """
+    return [v for v in model.variables if v.name == "seed_generator_state"]
+
+
+class Checkpoint:
+    """The run's checkpoint/ folder: the model (with optimizer state) after the last finished epoch.
+
+    The model file is named by member and epoch and written before state.json, which names it; so a
+    crash at any point leaves a state.json that points at a complete model file.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.dir = run_dir / CHECKPOINT_DIR
+        self.state_file = self.dir / CHECKPOINT_STATE
+        self.finished: list[dict] = []  # states of members already trained (ensembles)
+        self.current: dict | None = None  # state of the member being trained, after its last saved epoch
+
+    def save(self, model: Any, *, member: int, epoch: int, history: Mapping[str, list[float]], seconds: float) -> None:
+        """Write the model and state of `member` after `epoch` atomically, then drop older model files."""
+        name = f"member{member}-epoch{epoch:04d}.keras"
+        with atomic_path(self.dir / name) as tmp:
+            model.save(tmp)
+        self.current = {"member": member, "epoch": epoch, "model": name, "history": dict(history),
+                        "seconds": seconds, "rng": [np.asarray(v.numpy()).tolist() for v in seed_states(model)]}
+        write_json(self.state_file, {"members": self.finished + [self.current]})
+        keep = {m["model"] for m in self.finished} | {name}
+        for old in self.dir.glob("member*-epoch*.keras"):
+            if old.name not in keep:
+                old.unlink(missing_ok=True)
+
+    def member_done(self, state: dict) -> None:
+        """Remember a finished ensemble member so later saves keep it."""
+        self.finished.append(state)
+        self.current = None
+
+    def read(self) -> list[dict]:
+        """The saved members' states, oldest first ([] if nothing was saved yet)."""
+        if not self.state_file.is_file():
+            return []
+        try:
+            members = json.loads(self.state_file.read_text(encoding="utf-8"))["members"]
+            for m in members:
+                m["member"], m["epoch"], m["model"], m["history"], m["seconds"]  # noqa: B018 (presence check)
+            return list(members)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise RunError(f"{self.state_file}: unreadable checkpoint ({exc}); {RETRAIN}") from exc
+
+    def load_model(self, state: Mapping[str, Any]) -> Any:
+        """The checkpointed model (compiled, with its optimizer state and RNG state)."""
+        model = load_model(self.dir / state["model"])
+        states = seed_states(model)
+        if len(states) == len(state.get("rng", [])):
+            for v, value in zip(states, state["rng"]):
+                v.assign(np.asarray(value, dtype=v.dtype))
+        return model
+
+    def remove(self) -> None:
+        """Delete the checkpoint once the run is complete."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --- reading a run ----------------------------------------------------------------------------------------------
 
 
 def read_metrics(path: Path) -> dict[str, Any]:
-    """Read and check a run's metrics.json."""
+    """Read and check a run's metrics.json (any format this version reads)."""
     file = path / METRICS_FILE
     if not path.exists():
-        raise RunError(f"{path}: no such run directory; check the path (`mnistlab train` prints it)")
+        raise RunNotFoundError(f"{path}: no such run directory; check the path (`mnistlab train` prints it)")
     if not path.is_dir():
         raise RunError(f"{path}: not a directory; give the run directory that `mnistlab train` wrote")
     if not file.is_file():
-        raise RunError(f"{path}: not a mnistlab run ({METRICS_FILE} missing); give the run directory that "
-                       "`mnistlab train` wrote")
+        raise RunNotFoundError(f"{path}: not a mnistlab run ({METRICS_FILE} missing); give the run directory "
+                               "that `mnistlab train` wrote")
     try:
         metrics = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -148,34 +361,44 @@ def read_metrics(path: Path) -> dict[str, Any]:
         raise RunError(f"{file}: not a metrics object; {RETRAIN}")
     version = metrics.get("format", FORMAT_VERSION)
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise RunError(
-            f"{path}: written by a newer mnistlab (run format {version}, this version reads {FORMAT_VERSION}); upgrade mnistlab"
-        )
+        raise RunError(f"{path}: written by a newer mnistlab (run format {version}, this version reads "
+                       f"{FORMAT_VERSION}); upgrade mnistlab")
     return metrics
 
 
+def _status(metrics: Mapping[str, Any], path: Path) -> RunStatus:
+    try:
+        return RunStatus(metrics.get("status", RunStatus.COMPLETE.value))
+    except ValueError:
+        raise RunError(f"{path}: unknown status {metrics.get('status')!r} in {METRICS_FILE}; {RETRAIN}") from None
+
+
 def load_run(path: str | Path, *, allow_partial: bool = True) -> Run:
-    """Open a run directory (the model itself is loaded on first use)."""
+    """Open a run directory (the model itself is loaded on first use).
+
+    An unfinished run is refused unless `allow_partial`; it then uses the model of its last saved epoch.
+    """
     path = Path(path)
     metrics = read_metrics(path)
-    run = Run(path=path, metrics=metrics)
+    run = Run(path=path, settings=RunSettings.from_json(metrics, path), status=_status(metrics, path), metrics=metrics)
     if not run.complete and not allow_partial:
-        raise RunError(
-            f"{path}: training did not finish (status {metrics.get('status')!r}); "
-            "resume it with `mnistlab train --resume` or pass --allow-partial"
-        )
+        raise RunError(f"{path}: training did not finish (status {run.status.value!r}); resume it with "
+                       "`mnistlab train --resume` or allow a partial run (allow_partial=True, the CLI's --allow-partial)")
     if not run.complete and not (path / MODEL_FILE).is_file():
-        run.model_file = _checkpoint_model(path)
+        saved = Checkpoint(path).read()
+        if not saved:
+            raise RunError(f"{path}: training did not finish and no epoch was saved; nothing to load")
+        run.model_file = Checkpoint(path).dir / saved[-1]["model"]
     elif not (path / MODEL_FILE).is_file():
-        raise RunError(f"{path}: {MODEL_FILE} missing, the run is damaged; {RETRAIN}")
+        raise RunNotFoundError(f"{path}: {MODEL_FILE} missing, the run is damaged; {RETRAIN}")
     return run
 
 
-def _checkpoint_model(path: Path) -> Path:
-    """The model saved after the last finished epoch of an unfinished run."""
-    state = path / "checkpoint" / "state.json"
-    try:
-        members = json.loads(state.read_text(encoding="utf-8"))["members"]
-        return path / "checkpoint" / members[-1]["model"]
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        raise RunError(f"{path}: training did not finish and no epoch was saved; nothing to load") from None
+def resume_point(path: str | Path) -> tuple[RunSettings, dict[str, Any], list[dict]]:
+    """An unfinished run's settings, its metrics.json header (status "training" again) and its saved members."""
+    path = Path(path)
+    metrics = read_metrics(path)
+    if _status(metrics, path) is RunStatus.COMPLETE:
+        raise UsageError("this run already finished; nothing to resume", param="resume", value=path)
+    settings = RunSettings.from_json(metrics, path)
+    return settings, {**metrics, "status": RunStatus.TRAINING.value}, Checkpoint(path).read()

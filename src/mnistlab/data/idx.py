@@ -46,16 +46,26 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 def read_bytes(path: str | os.PathLike, *, limit: int | None = None) -> tuple[bytes, bool]:
     """A file's content, gunzipped when it starts with the gzip magic bytes; (content, was_gzip)."""
+    return unpack(read_stored(path), path, limit=limit)
+
+
+def read_stored(path: str | os.PathLike) -> bytes:
+    """A file's bytes as stored (compressed or not); unreadable or empty: DataError."""
     try:
-        raw = Path(path).read_bytes()
+        stored = Path(path).read_bytes()
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
-    if not raw:
+    if not stored:
         raise DataError(f"{path}: empty file (0 bytes); copy or download it again")
-    if raw[:2] != GZIP_MAGIC:
-        return raw, False
+    return stored
+
+
+def unpack(stored: bytes, where: str | os.PathLike, *, limit: int | None = None) -> tuple[bytes, bool]:
+    """Stored bytes gunzipped when they start with the gzip magic bytes; (content, was_gzip)."""
+    if stored[:2] != GZIP_MAGIC:
+        return stored, False
     try:
-        return gunzip(raw, path, limit=limit), True
+        return gunzip(stored, where, limit=limit), True
     except DataError as e:
         raise DataError(f"{e}; copy or download the file again") from None
 

@@ -6,15 +6,19 @@ Search order (each root holds one folder per dataset: ROOT/mnist/, ROOT/fashion-
 (platformdirs.user_cache_dir("mnistlab"), so $XDG_CACHE_HOME on Linux), 4. SYSTEM_ROOT
 (/usr/share/datasets, where Debian's dataset packages install), 5. download from the mirrors into the cache.
 
-The first folder that holds any of a dataset's files is the one used: all its files must be there and
-valid, and a missing or bad one is a DataError naming it, never a silent move to the next place. A
-data_dir or $MNISTLAB_DATA that holds nothing for this dataset is passed over. The cache is mnistlab's
-own folder, so files missing there (an interrupted download) are downloaded into it when downloading
-is allowed.
+The first folder that holds any of a dataset's files is the one used: the files asked for (all four, or
+only those of some splits: `roles`) must be there and valid, and a missing or bad one is a DataError naming
+it, never a silent move to the next place. A data_dir or $MNISTLAB_DATA that holds nothing for this dataset
+is passed over. The cache is mnistlab's own folder, so files missing there (an interrupted download) are
+downloaded into it when downloading is allowed.
 
 Downloading is a step of its own (`download`), separate from parsing: each file is streamed to a
 temporary file beside its final place, its decompressed SHA-256 checked, and only then renamed into
-place. A mirror that is down, answers with an error or serves a corrupt file is passed over for the next.
+place. A mirror that is down, answers with an error or serves a corrupt file is passed over for the next;
+what went wrong is printed once a later mirror has served the file, and is otherwise part of the one-line
+DataError, which also says where to put the files.
+
+`copy_to_cache` copies files found through data_dir into the cache, so later calls find them without it.
 """
 
 from __future__ import annotations
@@ -24,15 +28,15 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, NamedTuple, Sequence
+from typing import BinaryIO, Mapping, NamedTuple, Sequence
 
-from ..errors import DataError, UsageError
+from ..errors import DataError, DataNotFoundError, UsageError
+from ..fsutil import temp_beside, write_bytes
 from .idx import GZIP_MAGIC, gunzip
 from .registry import ROLES, DatasetSpec
 
@@ -59,7 +63,7 @@ class Fetched(NamedTuple):
 
 @dataclass(frozen=True)
 class Location:
-    """Where a dataset was found: the source (see load_dataset), its folder and the path of each role's file."""
+    """Where a dataset was found: the source (see load_dataset), its folder, the path of each asked-for role's file."""
 
     source: str
     directory: Path
@@ -94,7 +98,7 @@ def search_path(spec: DatasetSpec, data_dir: str | os.PathLike | None = None) ->
     """The (source, folder) places searched for a dataset, in order."""
     places = []
     if data_dir is not None:
-        places.append(("data-dir", _root(data_dir, "--data-dir", spec) / spec.name))
+        places.append(("data-dir", _root(data_dir, "data_dir", spec) / spec.name))
     env = os.environ.get(ENV_DATA, "").strip()
     if env:
         places.append(("MNISTLAB_DATA", _root(env, f"${ENV_DATA}", spec) / spec.name))
@@ -104,11 +108,13 @@ def search_path(spec: DatasetSpec, data_dir: str | os.PathLike | None = None) ->
 
 
 def _root(value: str | os.PathLike, where: str, spec: DatasetSpec) -> Path:
-    # A mistyped --data-dir would otherwise be passed over silently and end in a download.
+    # A mistyped data_dir would otherwise be passed over silently and end in a download.
     root = Path(value).expanduser()
     if not root.is_dir():
-        raise UsageError(f"{where} {value}: no such directory; give the folder that holds {spec.name}/ "
-                         f"(with the four IDX files inside)")
+        problem = f"no such directory; give the folder that holds {spec.name}/ (with the IDX files inside)"
+        if where.startswith("$"):
+            raise UsageError(f"{where} {value}: {problem}")
+        raise UsageError(problem, param=where, value=value)  # the CLI names its flag, --data-dir
     return root
 
 
@@ -138,44 +144,90 @@ def mirror_list(spec: DatasetSpec, mirrors: Sequence[str] | None = None) -> list
     return mirrors
 
 
-def locate_dataset(spec: DatasetSpec, data_dir: str | os.PathLike | None = None, *, download: bool = True,
-                   mirrors: Sequence[str] | None = None, timeout: float = DEFAULT_TIMEOUT,
+def locate_dataset(spec: DatasetSpec, data_dir: str | os.PathLike | None = None, *, roles: Sequence[str] = ROLES,
+                   download: bool = True, mirrors: Sequence[str] | None = None, timeout: float = DEFAULT_TIMEOUT,
                    progress: bool = True) -> Location:
-    """Find a dataset's files along the search path (see the module docstring), downloading them if allowed."""
+    """Find the files of `roles` along the search path (see the module docstring), downloading them if allowed."""
+    roles = [role for role in ROLES if role in roles]
     places = search_path(spec, data_dir)
+    point = _point(spec)
     for source, directory in places:
-        found = find_files(spec, directory)
-        if not found:
+        present = find_files(spec, directory)  # any of the dataset's files, asked for or not, claims the folder
+        if not present:
             continue
-        missing = [role for role in ROLES if role not in found]
+        found = {role: path for role, path in present.items() if role in roles}
+        missing = [role for role in roles if role not in found]
         if not missing:
             return Location(source, directory, found)
         if source == "cache" and download:
             try:
                 fetched = _download(spec, directory, missing, mirrors, timeout, progress)
             except DownloadError as e:
-                raise DataError(f"{spec.name}: {directory} ({_LABELS[source]}) lacks {_names(spec, missing)} "
-                                f"and {e.detail}; put the missing files there") from None
+                raise DataNotFoundError(f"{spec.name}: {directory} ({_LABELS[source]}) lacks {_names(spec, missing)} "
+                                        f"and {e.detail}; put the missing files there, {point}") from None
             return Location("download", directory, found | {r: f.path for r, f in fetched.items()}, fetched)
-        held = ", ".join(p.name for p in found.values())
-        raise DataError(f"{spec.name}: {directory} ({_LABELS[source]}) holds {held} "
-                        f"but not {_names(spec, missing)} (.gz or uncompressed); a dataset folder must hold all "
-                        f"{len(ROLES)} files: add the missing ones or remove the folder")
+        held = ", ".join(p.name for p in present.values())
+        raise DataNotFoundError(f"{spec.name}: {directory} ({_LABELS[source]}) holds {held} "
+                                f"but not {_names(spec, missing)} (.gz or uncompressed); a dataset folder must hold "
+                                f"all the files loaded from it: add the missing ones or remove the folder")
 
     where = _where(places)
-    put = f"put the IDX files ({_names(spec, ROLES)}) in one of those folders"
+    put = f"put the IDX files ({_names(spec, roles)}) in one of those folders, {point}"
     if not download:
-        raise DataError(f"{spec.name}: not found in {where}, and downloading is off; {put}")
+        raise DataNotFoundError(f"{spec.name}: not found in {where}, and downloading is off; {put}")
     directory = cache_root() / spec.name
     try:
-        fetched = _download(spec, directory, ROLES, mirrors, timeout, progress)
+        fetched = _download(spec, directory, roles, mirrors, timeout, progress)
     except DownloadError as e:
-        raise DataError(f"{spec.name}: not found in {where}, and {e.detail}; {put}") from None
+        raise DataNotFoundError(f"{spec.name}: not found in {where}, and {e.detail}; {put}") from None
     return Location("download", directory, {r: f.path for r, f in fetched.items()}, fetched)
+
+
+def copy_to_cache(spec: DatasetSpec, directory: Path, stored: Mapping[str, tuple[Path, bytes]]) -> list[Path]:
+    """Copy verified files (role -> (path, bytes as stored)) into the user cache where it lacks them; the copies made.
+
+    Nothing is copied when the cache holds all of the dataset's files; a file it holds is never rewritten.
+    Copying is a convenience: when it fails (read-only home, full disk) the cache is left as it was and
+    one warning line is printed instead.
+    """
+    cache = cache_root() / spec.name
+    present = find_files(spec, cache)
+    if len(present) == len(ROLES):
+        return []
+    todo = [(path, data) for role, (path, data) in stored.items() if role not in present]
+    if not todo:
+        return []
+    created = not os.path.lexists(cache)
+    copied: list[Path] = []
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        for path, data in todo:
+            write_bytes(cache / path.name, data)  # as stored: a .gz stays compressed
+            copied.append(cache / path.name)
+    except OSError as e:
+        # All or nothing: a few files would claim the cache folder (see the search order) without serving.
+        for path in copied:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if created:
+            with contextlib.suppress(OSError):
+                cache.rmdir()
+        print(f"mnistlab: warning: could not copy the verified {spec.name} files from {directory} into {cache} "
+              f"({e.strerror or e}); the data loaded fine, but later commands need --data-dir again "
+              f"(or ${ENV_DATA} set to {directory.parent})", file=sys.stderr)
+        return []
+    print(f"mnistlab: copied the verified {spec.name} files from {directory} into {cache}; later commands find "
+          f"them there without --data-dir", file=sys.stderr)
+    return copied
 
 
 def _names(spec: DatasetSpec, roles: Sequence[str]) -> str:
     return ", ".join(spec.files[r].filename for r in roles)
+
+
+def _point(spec: DatasetSpec) -> str:
+    return (f"or point mnistlab at a folder holding {spec.name}/ (--data-dir DIR on the command line, "
+            f"data_dir= in Python, or ${ENV_DATA})")
 
 
 def _where(places: list[tuple[str, Path]]) -> str:
@@ -213,7 +265,7 @@ def _download_each(spec: DatasetSpec, directory: Path, roles: Sequence[str], bas
     unreachable: dict[str, str] = {}  # base URL -> why; a down mirror would cost a timeout for every file
     for role in roles:
         fspec = spec.files[role]
-        reasons = []
+        reasons, failures = [], []  # every mirror's outcome for the error; the real failures to print
         for base in bases:
             url = base.rstrip("/") + "/" + fspec.filename
             if base in unreachable:
@@ -223,20 +275,23 @@ def _download_each(spec: DatasetSpec, directory: Path, roles: Sequence[str], bas
                 fetched[role] = _fetch(url, fspec.filename, fspec.sha256, directory, timeout, progress)
                 break
             except _MirrorFailed as e:
-                reasons.append(f"{url}: {e}")
+                reason = " ".join(str(e).split())  # one line, whatever the server or the OS said
+                reasons.append(f"{url}: {reason}")
+                failures.append(f"{url}: {reason}")
                 if e.unreachable:
-                    unreachable[base] = str(e)
-                if progress:
-                    print(f"mnistlab: {url}: {e}", file=sys.stderr)
+                    unreachable[base] = reason
         else:
+            # Not printed: the one-line error says it all, and says where to put the files.
             raise DownloadError(spec, f"downloading {fspec.filename} failed ({'; '.join(reasons) or 'no mirrors'})")
+        if progress:
+            for failure in failures:  # the file came from a later mirror: worth knowing that these are broken
+                print(f"mnistlab: {failure}", file=sys.stderr)
     return fetched
 
 
 def _fetch(url: str, filename: str, sha256: str, directory: Path, timeout: float, progress: bool) -> Fetched:
     """Download one file from one URL into `directory`, verified; any problem is a _MirrorFailed."""
-    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{filename}.", suffix=".part")
-    tmp = Path(tmp_name)
+    fd, tmp = temp_beside(directory / filename, suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
             _stream(url, out, filename, timeout, progress)

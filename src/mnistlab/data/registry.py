@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from ..errors import UsageError
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
+SPLITS = ("train", "test")  # each split is two roles: "<split>_images" and "<split>_labels"
 
 
 @dataclass(frozen=True)
@@ -94,3 +95,18 @@ def get_spec(name: str) -> DatasetSpec:
         return DATASETS[name]
     except (KeyError, TypeError):
         raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(sorted(DATASETS))}") from None
+
+
+def split_roles(splits: Sequence[str]) -> tuple[str, ...]:
+    """The roles (in ROLES order) of the files that hold the given splits; a bad `splits` is a UsageError."""
+    if isinstance(splits, str):
+        problem = "a string, not a sequence of split names"
+    elif not splits:
+        problem = "empty"
+    else:
+        unknown = [s for s in splits if s not in SPLITS]
+        problem = f"unknown split {unknown[0]!r}" if unknown else ""
+    if problem:
+        raise UsageError(f"{problem}; give a non-empty sequence of {' and '.join(map(repr, SPLITS))}, "
+                         f"e.g. splits=('test',)", param="splits", value=splits)
+    return tuple(role for role in ROLES if role.split("_")[0] in splits)

@@ -123,9 +123,9 @@ def create_app(run: Run, *, max_pixels: int = MAX_PIXELS) -> Any:
 
     run.predict_proba(np.zeros((1, 28, 28), np.float32))  # load and trace the model before the first request
     info = {
-        "recipe": run.metrics.get("recipe"), "dataset": run.metrics.get("dataset"),
-        "test_accuracy": run.metrics.get("test_accuracy"), "status": run.metrics.get("status", "complete"),
-        "class_names": run.class_names, "params": run.metrics.get("params"), "ensemble": run.metrics.get("ensemble", 1),
+        "recipe": run.settings.recipe, "dataset": run.settings.dataset,
+        "test_accuracy": run.metrics.get("test_accuracy"), "status": run.status.value,
+        "class_names": run.class_names, "params": run.metrics.get("params"), "ensemble": run.settings.ensemble,
         "min_confidence": DEFAULT_MIN_CONFIDENCE, "mnistlab": __version__,
     }
 
@@ -165,7 +165,8 @@ def create_app(run: Run, *, max_pixels: int = MAX_PIXELS) -> Any:
         except ImageError as exc:
             return 400, {"detail": _named(exc, name)}
         proba = run.predict_proba(digit[None])[0]
-        return 200, {**record(name, proba, min_confidence=DEFAULT_MIN_CONFIDENCE), "preprocessed": _png_base64(digit)}
+        return 200, {**record(name, proba, min_confidence=DEFAULT_MIN_CONFIDENCE, class_names=run.class_names),
+                     "preprocessed": _png_base64(digit)}
 
     @app.post("/api/predict")
     async def predict(request: Request) -> JSONResponse:
@@ -212,13 +213,54 @@ def _named(exc: ImageError, name: str) -> str:
 
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, allow_partial: bool = False) -> None:
-    """Load a run (refusing an unfinished one unless allow_partial) and serve the app with uvicorn until interrupted."""
+    """Load a run (refusing an unfinished one unless allow_partial) and serve the app with uvicorn until interrupted.
+
+    The port is taken before anything is loaded or printed, so a busy one is a UsageError at once; port 0 takes
+    any free port, and the line printed names the one taken.
+    """
+    import errno
+    import socket
+
     import uvicorn
 
+    from ..errors import UsageError
     from ..runs import load_run
 
-    run = load_run(run_dir, allow_partial=allow_partial)
-    app = create_app(run)
     shown = f"[{host}]" if ":" in host else host
-    print(f"mnistlab: serving {run_dir} at http://{shown}:{port}/  (Ctrl-C to stop)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=5, h11_max_incomplete_event_size=65536)
+    # What uvicorn does itself (Config.bind_socket), but here an error becomes one line, not a log and exit 3.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)  # uvicorn's default backlog
+    except OverflowError:  # a port outside 0..65535
+        sock.close()
+        raise UsageError(f"port {port} is not a port number; choose one between 0 and 65535 with --port") from None
+    except OSError as exc:
+        sock.close()
+        code = f"Errno {exc.errno}"
+        if isinstance(exc, socket.gaierror):
+            message = f"cannot listen on {host!r}: not a known host name or address ({exc.strerror}); check --host"
+        elif exc.errno == errno.EADDRINUSE:
+            message = (f"port {port} on {host} is already in use ({code}); choose another with --port, "
+                       "or stop the program using it")
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            message = (f"port {port} on {host}: permission denied ({code}); choose another with --port "
+                       "(ports below 1024 need privileges)")
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            message = f"cannot listen on {host}: not an address of this machine ({code}); choose another with --host"
+        else:
+            message = f"cannot listen on port {port} of {host}: {exc.strerror or exc} ({code})"
+        raise UsageError(message) from None
+    try:
+        app = create_app(load_run(run_dir, allow_partial=allow_partial))
+        port = sock.getsockname()[1]
+        print(f"mnistlab: serving {run_dir} at http://{shown}:{port}/  (Ctrl-C to stop)", flush=True)
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_keep_alive=5,
+                                               h11_max_incomplete_event_size=65536))
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown; as uvicorn.run, end quietly
+            pass
+    finally:
+        sock.close()
