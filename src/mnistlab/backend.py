@@ -26,6 +26,12 @@ def import_keras() -> Any:
         os.dup2(captured.fileno(), 2)  # the chatter comes from C++, below Python's sys.stderr
         try:
             import keras  # noqa: F401
+        except ModuleNotFoundError as exc:
+            from .errors import DependencyError
+
+            raise DependencyError(f"{exc.name} is not installed: this is a predict-only install. Training, evaluating "
+                                  "and exporting need `pip install 'mnistlab[train]'`; predicting needs the run's "
+                                  "ONNX export (`mnistlab export RUN --format onnx`, made where Keras is)") from None
         finally:
             os.dup2(saved, 2)
             os.close(saved)

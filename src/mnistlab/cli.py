@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "recipe, about one prediction in three below 0.8 was wrong, at most one in five above it)")
     p.add_argument("--save-preprocessed", type=Path, metavar="DIR", help="write the 28x28 images the model saw here")
     p.add_argument("--allow-partial", action="store_true", help="use a run whose training did not finish")
+    _engine_arg(p)
 
     p = sub.add_parser("serve", help="start the draw-a-digit web app",
                        description="Serve a web page to draw or upload a digit and see the model's prediction, and a "
@@ -140,7 +141,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, metavar="N", help="port (default: 8000; 0: any free port)")
     p.add_argument("--allow-partial", action="store_true", help="use a run whose training did not finish")
+    _engine_arg(p)
+
+    p = sub.add_parser("export", help="export a run's model to ONNX, LiteRT or SavedModel, checked against Keras",
+                       description="Export a finished run's model with Keras' own exporter, run the export with its own "
+                                   "runtime on 1,000 MNIST test images and compare with Keras (same digit, "
+                                   "probabilities within 1e-4; int8: test accuracy within 0.2 points), then store the "
+                                   "figures beside it (<export>.parity.json) and write MODEL_CARD.md. A failed check "
+                                   "keeps nothing. Without --out the export goes into RUN_DIR/export/, where predict "
+                                   "and serve find an ONNX export and run it without TensorFlow.")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--format", required=True, metavar="FORMAT", help="onnx, litert or saved_model")
+    p.add_argument("--quantize", metavar="int8", help="litert only: full-integer int8 quantization (float input "
+                                                      "and output kept); reports size and accuracy against float")
+    p.add_argument("--out", type=Path, metavar="PATH", help="where to write the export (a .onnx or .tflite file, or "
+                                                          "a SavedModel directory); default: RUN_DIR/export/model.onnx, "
+                                                          "model.tflite, model-int8.tflite or saved_model")
+    p.add_argument("--force", action="store_true", help="overwrite an existing export at that path")
+    _data_dir_arg(p)
     return parser
+
+
+def _engine_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=("auto", "keras", "onnx"), default="auto",
+                   help="what runs the model: onnx (onnxruntime, no TensorFlow; needs `mnistlab export RUN_DIR "
+                        "--format onnx` first), keras, or auto (default): onnx when the run has a checked ONNX "
+                        "export made from its current model, keras otherwise")
 
 
 # The settings of a run; with --resume the run's own are used, so giving any of these is an error.
@@ -230,7 +256,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .prediction import format_table, predict_paths
     from .runs import load_run
 
-    run = load_run(args.run_dir, allow_partial=args.allow_partial)
+    run = load_run(args.run_dir, allow_partial=args.allow_partial, engine=args.engine)
     records = predict_paths(run, args.images, top=args.top, min_confidence=args.min_confidence,
                             save_preprocessed=args.save_preprocessed)
     print(json.dumps(records, indent=2) if args.json else format_table(records, run.class_names))
@@ -244,12 +270,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .serve import serve
 
-    serve(args.run_dir, host=args.host, port=args.port, allow_partial=args.allow_partial)
+    serve(args.run_dir, host=args.host, port=args.port, allow_partial=args.allow_partial, engine=args.engine)
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_run
+
+    record = export_run(args.run_dir, args.format, quantize=args.quantize, out=args.out, force=args.force,
+                        data_dir=args.data_dir)
+    return 0 if record["passed"] else 2
+
+
 COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "summary": _cmd_summary, "data": _cmd_data,
-            "predict": _cmd_predict, "serve": _cmd_serve}
+            "predict": _cmd_predict, "serve": _cmd_serve, "export": _cmd_export}
 
 
 # Python parameter -> how the CLI spells it (None: a positional argument, shown as the value alone).

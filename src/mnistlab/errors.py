@@ -58,3 +58,7 @@ class ImageNotFoundError(ImageError, FileNotFoundError):
 
 class NoDigitError(ImageError):
     """An image was read but holds no ink that could be a digit."""
+
+
+class DependencyError(MnistlabError, ImportError):
+    """A command needs a package this installation lacks (Keras on a predict-only install, a converter)."""

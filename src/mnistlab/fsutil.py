@@ -61,3 +61,29 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write `data` as indented JSON to `path` atomically."""
     write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary directory path beside `path` (not yet created); on success it replaces `path`.
+
+    A directory cannot be renamed over another in one step, so an existing `path` is first renamed aside and
+    deleted after: an interruption leaves the old directory, the new one, or the old one under a hidden name.
+    """
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.{secrets.token_hex(6)}.old")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

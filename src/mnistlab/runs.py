@@ -7,17 +7,25 @@ A run directory holds
     history.csv    what Keras recorded per epoch (epochs counted from 1, as the console and plots do)
     plots/         every figure of the run
     checkpoint/    while training: the model after the last finished epoch, and state.json naming it
+    export/        deployable copies of the model (`mnistlab export`): model.onnx, model.tflite, model-int8.tflite,
+                   saved_model/, each with <name>.parity.json (its check against Keras), and MODEL_CARD.md
 
 Its life: `prepare_run_dir` chooses the folder, `start_run` writes the settings with status "training",
 `Checkpoint.save` runs after every epoch, `mark_interrupted` on Ctrl-C, `finish_run` writes the model,
 history, plots and results and drops the checkpoint; `load_run` and `resume_point` read it back.
-Training (training.py) fits models and hands them here; nothing else names a file in a run directory.
+Training (training.py) fits models and hands them here; export.py writes the exports where `export_path`
+says; nothing else names a file in a run directory.
+
+`Run.predict_proba` is the one inference entry: through Keras, or through onnxruntime when the run has a checked
+ONNX export (`load_run(..., engine="auto")`, the default), in which case neither Keras nor TensorFlow is imported.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import enum
+import hashlib
+import importlib.util
 import json
 import shutil
 from dataclasses import dataclass, field, fields
@@ -40,6 +48,17 @@ PLOTS_DIR = "plots"
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_STATE = "state.json"
 RETRAIN = "train it again with `mnistlab train --out DIR --force`"
+EXPORT_DIR = "export"
+MODEL_CARD_FILE = "MODEL_CARD.md"
+PARITY_SUFFIX = ".parity.json"  # beside each export: the figures of its check against Keras
+# (format, quantization) -> the export's name inside RUN/export/ (saved_model is a directory)
+EXPORT_FILES = {
+    ("onnx", None): "model.onnx",
+    ("litert", None): "model.tflite",
+    ("litert", "int8"): "model-int8.tflite",
+    ("saved_model", None): "saved_model",
+}
+ENGINES = ("auto", "keras", "onnx")
 PLOT_FILES = {
     "curves": "curves.png",
     "predictions": "predictions.png",
@@ -101,9 +120,13 @@ class RunSettings:
 
 def to_model_input(model: Any, images: np.ndarray) -> np.ndarray:
     """Scale (N, 28, 28) images to [0, 1] float32 and reshape them to what `model` takes."""
+    return to_input_shape(images, tuple(model.input_shape[1:]))
+
+
+def to_input_shape(images: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Scale (N, 28, 28) images to [0, 1] float32 and reshape them to `shape` per image ((784,) or (28, 28, 1))."""
     x = np.asarray(images)
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32, copy=False)
-    shape = tuple(model.input_shape[1:])
     if int(np.prod(shape)) != 784:
         raise RunError(f"model takes input of shape {shape}, not a 28x28 image (784 values)")
     return x.reshape((len(x), *shape))
@@ -118,7 +141,10 @@ class Run:
     status: RunStatus
     metrics: dict[str, Any]  # the whole metrics.json: settings, provenance and (once complete) results
     model_file: Path | None = None  # default: path / model.keras
+    engine: str = "keras"  # what predict_proba runs: "keras", or "onnx" (onnxruntime on onnx_file, no TensorFlow)
+    onnx_file: Path | None = None
     _model: Any = field(default=None, repr=False)
+    _onnx: Any = field(default=None, repr=False)
 
     @property
     def model(self) -> Any:
@@ -139,6 +165,10 @@ class Run:
 
     def predict_proba(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities (N, 10) for (N, 28, 28) images (uint8, or floats in [0, 1])."""
+        if self.engine == "onnx":
+            if self._onnx is None:
+                self._onnx = OnnxModel(self.onnx_file or export_path(self.path, "onnx"))
+            return self._onnx.predict(images, batch_size)
         model = self.model
         x = to_model_input(model, images)
         if len(x) <= 256:
@@ -176,6 +206,100 @@ def load_model(path: Path) -> Any:
     return model
 
 
+class OnnxModel:
+    """An ONNX export run with onnxruntime (CPU): what predict_proba uses without Keras or TensorFlow."""
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        # One thread: a request is one image, and on a small server the other cores serve other requests;
+        # spinning threads would burn them waiting for work.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types for a damaged file
+            raise RunError(f"{path}: cannot load the ONNX model ({_first_line(exc)}); export it again with "
+                           f"`mnistlab export RUN --format onnx --force`") from exc
+        spec = self.session.get_inputs()[0]
+        self.input_name = spec.name
+        self.input_shape = tuple(int(d) for d in spec.shape[1:])
+
+    def predict(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Class probabilities (N, 10) for (N, 28, 28) images."""
+        x = to_input_shape(images, self.input_shape)
+        parts = [self.session.run(None, {self.input_name: x[i: i + batch_size]})[0]
+                 for i in range(0, len(x), batch_size)]
+        return np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros((0, 10), np.float32)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+# --- exports ---------------------------------------------------------------------------------------------------
+
+
+def export_dir(run_dir: str | Path) -> Path:
+    """RUN/export: where `mnistlab export` writes by default and where predict and serve look."""
+    return Path(run_dir) / EXPORT_DIR
+
+
+def export_path(run_dir: str | Path, format: str, quantize: str | None = None) -> Path:
+    """The default path of an export of `format` (and quantization) inside the run directory."""
+    return export_dir(run_dir) / EXPORT_FILES[(format, quantize)]
+
+
+def parity_path(export: str | Path) -> Path:
+    """The check record stored beside an export: <export>.parity.json."""
+    export = Path(export)
+    return export.with_name(export.name + PARITY_SUFFIX)
+
+
+def model_card_path(export: str | Path) -> Path:
+    """MODEL_CARD.md beside an export."""
+    return Path(export).parent / MODEL_CARD_FILE
+
+
+def read_parity(export: str | Path) -> dict[str, Any] | None:
+    """The check record of an export, or None if the export or its record is missing or unreadable."""
+    export, record = Path(export), parity_path(export)
+    if not export.exists() or not record.is_file():
+        return None
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _usable_onnx(path: Path, onnx_file: Path) -> tuple[bool, str]:
+    """Whether the ONNX export passed its check and was made from the run's current model.keras; else why not."""
+    record = read_parity(onnx_file)
+    if record is None:
+        return False, f"no ONNX export in {onnx_file.parent} (make one with `mnistlab export {path} --format onnx`)"
+    if not record.get("passed"):
+        return False, f"{onnx_file}: its parity check did not pass ({parity_path(onnx_file).name})"
+    model = path / MODEL_FILE
+    if model.is_file() and record.get("model_sha256") != file_sha256(model):
+        return False, (f"{onnx_file} was exported from an older {MODEL_FILE}; export it again with "
+                       f"`mnistlab export {path} --format onnx --force`")
+    return True, ""
+
+
 # --- writing a run ---------------------------------------------------------------------------------------------
 
 
@@ -209,7 +333,7 @@ def start_run(path: Path, settings: RunSettings, provenance: Mapping[str, Any]) 
     """Create (or, when forced, clear) the run directory and record its settings with status "training"."""
     for name in [MODEL_FILE, HISTORY_FILE, METRICS_FILE]:
         (path / name).unlink(missing_ok=True)
-    for name in [PLOTS_DIR, CHECKPOINT_DIR]:
+    for name in [PLOTS_DIR, CHECKPOINT_DIR, EXPORT_DIR]:  # an export of the old model would answer for the new one
         shutil.rmtree(path / name, ignore_errors=True)
     path.mkdir(parents=True, exist_ok=True)
     header = {**settings.to_json(), "status": RunStatus.TRAINING.value, **provenance, "started": _now()}
@@ -373,17 +497,36 @@ def _status(metrics: Mapping[str, Any], path: Path) -> RunStatus:
         raise RunError(f"{path}: unknown status {metrics.get('status')!r} in {METRICS_FILE}; {RETRAIN}") from None
 
 
-def load_run(path: str | Path, *, allow_partial: bool = True) -> Run:
+def load_run(path: str | Path, *, allow_partial: bool = True, engine: str = "auto") -> Run:
     """Open a run directory (the model itself is loaded on first use).
 
     An unfinished run is refused unless `allow_partial`; it then uses the model of its last saved epoch.
+    `engine` chooses what runs the model: "onnx" (onnxruntime; no Keras or TensorFlow is imported) needs the
+    run's checked ONNX export (RUN/export/model.onnx, made from its current model.keras); "keras" the Keras
+    model; "auto" takes onnx when that export is there and onnxruntime is installed, keras otherwise. A run
+    directory copied to a server without model.keras still works through its ONNX export.
     """
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine; choose one of {', '.join(ENGINES)}", param="engine", value=engine)
     path = Path(path)
     metrics = read_metrics(path)
     run = Run(path=path, settings=RunSettings.from_json(metrics, path), status=_status(metrics, path), metrics=metrics)
     if not run.complete and not allow_partial:
         raise RunError(f"{path}: training did not finish (status {run.status.value!r}); resume it with "
                        "`mnistlab train --resume` or allow a partial run (allow_partial=True, the CLI's --allow-partial)")
+    if engine != "keras" and run.complete:
+        onnx_file = export_path(path, "onnx")
+        usable, why = _usable_onnx(path, onnx_file)
+        runtime = importlib.util.find_spec("onnxruntime") is not None
+        if usable and runtime:
+            run.engine, run.onnx_file = "onnx", onnx_file
+            return run
+        if engine == "onnx":
+            raise RunError(why if not usable else "onnxruntime is not installed; install it "
+                           "(`pip install onnxruntime`) or use engine='keras' (the CLI's --engine keras)")
+    elif engine == "onnx":
+        raise RunError(f"{path}: training did not finish, so it has no ONNX export; use engine='keras' "
+                       "(the CLI's --engine keras)")
     if not run.complete and not (path / MODEL_FILE).is_file():
         saved = Checkpoint(path).read()
         if not saved:

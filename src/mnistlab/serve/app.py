@@ -126,7 +126,7 @@ def create_app(run: Run, *, max_pixels: int = MAX_PIXELS) -> Any:
         "recipe": run.settings.recipe, "dataset": run.settings.dataset,
         "test_accuracy": run.metrics.get("test_accuracy"), "status": run.status.value,
         "class_names": run.class_names, "params": run.metrics.get("params"), "ensemble": run.settings.ensemble,
-        "min_confidence": DEFAULT_MIN_CONFIDENCE, "mnistlab": __version__,
+        "min_confidence": DEFAULT_MIN_CONFIDENCE, "mnistlab": __version__, "engine": run.engine,
     }
 
     app = FastAPI(title="mnistlab", version=__version__, description=__doc__)
@@ -212,8 +212,11 @@ def _named(exc: ImageError, name: str) -> str:
     return re.sub(r"^<\d+ bytes>", lambda _: name, str(exc))
 
 
-def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, allow_partial: bool = False) -> None:
+def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, allow_partial: bool = False,
+          engine: str = "auto") -> None:
     """Load a run (refusing an unfinished one unless allow_partial) and serve the app with uvicorn until interrupted.
+
+    `engine` is load_run's: through onnxruntime (no TensorFlow) when the run has a checked ONNX export, by default.
 
     The port is taken before anything is loaded or printed, so a busy one is a UsageError at once; port 0 takes
     any free port, and the line printed names the one taken.
@@ -253,7 +256,7 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, allow_
             message = f"cannot listen on port {port} of {host}: {exc.strerror or exc} ({code})"
         raise UsageError(message) from None
     try:
-        app = create_app(load_run(run_dir, allow_partial=allow_partial))
+        app = create_app(load_run(run_dir, allow_partial=allow_partial, engine=engine))
         port = sock.getsockname()[1]
         print(f"mnistlab: serving {run_dir} at http://{shown}:{port}/  (Ctrl-C to stop)", flush=True)
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_keep_alive=5,
