@@ -1,0 +1,217 @@
+"""`mnistlab export`: every format from a small real run checked against Keras; refusals; inference without TensorFlow."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+import mnistlab
+from mnistlab import runs
+from mnistlab.cli import main
+from mnistlab.errors import RunError, UsageError
+from mnistlab.export import export_run
+from mnistlab.serve import create_app
+
+REPO = Path(__file__).resolve().parents[1]
+EXPORTS = [("onnx", None), ("litert", None), ("litert", "int8"), ("saved_model", None)]
+
+
+def copy_run(run: mnistlab.Run, to: Path) -> Path:
+    """A copy of a run directory, so that exporting into it leaves the shared run alone."""
+    shutil.copytree(run.path, to)
+    return to
+
+
+def canvas_png(digit: np.ndarray) -> bytes:
+    """An MNIST digit as the page sends it: black ink on a white 280x280 canvas."""
+    buf = io.BytesIO()
+    Image.fromarray(255 - digit).resize((280, 280), Image.Resampling.BILINEAR).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run, data_dir, tmp_path_factory):
+    """A copy of the small trained run with every export made in it: (run dir, {(format, quantize): record})."""
+    run_dir = copy_run(trained_run, tmp_path_factory.mktemp("export") / "run")
+    records = {(f, q): export_run(run_dir, f, quantize=q, data_dir=data_dir, log=lambda _: None) for f, q in EXPORTS}
+    return run_dir, records
+
+
+@pytest.fixture(scope="module")
+def test_digits(data_dir):
+    (_, _), (x, y) = mnistlab.load_data(data_dir=data_dir)
+    return x, y
+
+
+@pytest.mark.parametrize("fmt,quantize", EXPORTS)
+def test_each_export_passes_its_check(exported, fmt, quantize):
+    run_dir, records = exported
+    record = records[(fmt, quantize)]
+    path = runs.export_path(run_dir, fmt, quantize)
+    assert path.exists() and record["passed"]
+    assert json.loads(runs.parity_path(path).read_text()) == record  # the figures are stored beside the export
+    assert record["images"] == 1000 and record["model_sha256"] == runs.file_sha256(run_dir / runs.MODEL_FILE)
+    if quantize:
+        full = record["full_test"]
+        assert full["images"] == 10000 and full["drop_points"] <= 0.2
+        assert record["bytes"] < 0.5 * records[("litert", None)]["bytes"]  # int8 weights: about a quarter
+    else:
+        assert record["same_digit"] == 1000 and record["max_abs_diff"] <= 1e-4
+
+
+def test_onnx_file_agrees_with_keras_on_other_images(exported, trained_run, test_digits):
+    """Checked independently of the export's own record, on test images it was not checked on."""
+    import onnxruntime as ort
+
+    run_dir, _ = exported
+    x = test_digits[0][1000:1200]
+    session = ort.InferenceSession(str(runs.export_path(run_dir, "onnx")), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: runs.to_model_input(trained_run.model, x)})[0]
+    want = trained_run.predict_proba(x)
+    assert (got.argmax(1) == want.argmax(1)).all() and np.abs(got - want).max() <= 1e-4
+
+
+def test_model_card_describes_the_run_and_every_export(exported, trained_run):
+    run_dir, records = exported
+    card = (run_dir / runs.EXPORT_DIR / runs.MODEL_CARD_FILE).read_text()
+    for heading in ["## Model", "## Data", "## Accuracy", "## Input contract", "## Exports in this folder",
+                    "## What it was not tested on"]:
+        assert heading in card
+    assert "95% Wilson interval" in card and "[0, 1]" in card
+    for digest in trained_run.settings.data_sha256.values():
+        assert digest in card
+    for (fmt, quantize), record in records.items():
+        assert f"`{record['file']}`" in card
+
+
+def test_refuses_unknown_format_and_quantization_writing_nothing(trained_run, tmp_path, capsys):
+    run_dir = copy_run(trained_run, tmp_path / "run")
+    for argv, flag in [(["--format", "coreml"], "--format coreml"),
+                       (["--format", "onnx", "--quantize", "int8"], "--quantize int8"),
+                       (["--format", "litert", "--quantize", "int4"], "--quantize int4"),
+                       (["--format", "onnx", "--out", str(tmp_path / "model.tflite")], "--out ")]:
+        assert main(["export", str(run_dir), *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"mnistlab: error: {flag}") and err.count("\n") == 1
+    assert not (run_dir / runs.EXPORT_DIR).exists() and not (tmp_path / "model.tflite").exists()
+    with pytest.raises(UsageError) as e:
+        export_run(run_dir, "tflite")
+    assert e.value.param == "format"
+
+
+def test_refuses_an_unfinished_run(trained_run, tmp_path, capsys):
+    run_dir = copy_run(trained_run, tmp_path / "run")
+    metrics = json.loads((run_dir / runs.METRICS_FILE).read_text())
+    (run_dir / runs.METRICS_FILE).write_text(json.dumps({**metrics, "status": "interrupted"}))
+    assert main(["export", str(run_dir), "--format", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "did not finish" in err and "--resume" in err and err.count("\n") == 1
+    assert not (run_dir / runs.EXPORT_DIR).exists()
+
+
+def test_refuses_an_existing_output_without_force(exported, tmp_path, capsys):
+    run_dir, _ = exported
+    target = runs.export_path(run_dir, "onnx")
+    before = (target.read_bytes(), runs.parity_path(target).read_bytes())
+    assert main(["export", str(run_dir), "--format", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--force" in err and err.count("\n") == 1
+    assert (target.read_bytes(), runs.parity_path(target).read_bytes()) == before
+    elsewhere = tmp_path / "model.onnx"
+    elsewhere.write_bytes(b"mine")
+    assert main(["export", str(run_dir), "--format", "onnx", "--out", str(elsewhere)]) == 2
+    assert elsewhere.read_bytes() == b"mine" and not runs.parity_path(elsewhere).exists()
+    capsys.readouterr()
+
+
+def test_force_and_out_write_elsewhere(exported, data_dir, tmp_path):
+    run_dir, _ = exported
+    out = tmp_path / "deploy" / "digits.onnx"
+    out.parent.mkdir()
+    out.write_bytes(b"old")
+    record = export_run(run_dir, "onnx", out=out, force=True, data_dir=data_dir, log=lambda _: None)
+    assert record["passed"] and out.read_bytes() != b"old"
+    assert runs.parity_path(out).is_file() and (out.parent / runs.MODEL_CARD_FILE).is_file()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["MODEL_CARD.md", "digits.onnx", "digits.onnx.parity.json"]
+
+
+def test_engine_rule(exported, trained_run):
+    run_dir, _ = exported
+    assert runs.load_run(run_dir).engine == "onnx"  # auto: the checked export is there
+    assert runs.load_run(run_dir, engine="keras").engine == "keras"
+    assert runs.load_run(trained_run.path).engine == "keras"  # no export
+    with pytest.raises(RunError, match="no ONNX export"):
+        runs.load_run(trained_run.path, engine="onnx")
+    with pytest.raises(UsageError) as e:
+        runs.load_run(run_dir, engine="tflite")
+    assert e.value.param == "engine"
+
+
+def test_an_export_of_an_older_model_is_not_used(exported, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(exported[0], run_dir)
+    record_file = runs.parity_path(runs.export_path(run_dir, "onnx"))
+    record_file.write_text(json.dumps({**json.loads(record_file.read_text()), "model_sha256": "0" * 64}))
+    assert runs.load_run(run_dir).engine == "keras"
+    with pytest.raises(RunError, match="older model.keras"):
+        runs.load_run(run_dir, engine="onnx")
+
+
+def test_predict_through_onnxruntime_never_imports_tensorflow(exported, trained_run, test_digits, tmp_path):
+    """A deployed copy: metrics.json and the ONNX export only, no model.keras; predicted in a fresh interpreter."""
+    run_dir, _ = exported
+    bundle = tmp_path / "bundle"
+    (bundle / runs.EXPORT_DIR).mkdir(parents=True)
+    shutil.copy(run_dir / runs.METRICS_FILE, bundle)
+    onnx = runs.export_path(run_dir, "onnx")
+    for f in [onnx, runs.parity_path(onnx)]:
+        shutil.copy(f, bundle / runs.EXPORT_DIR)
+    x, _ = test_digits
+    pictures = []
+    for i in range(5):
+        pictures.append(tmp_path / f"d{i}.png")
+        pictures[-1].write_bytes(canvas_png(x[i]))
+    code = ("import json, sys\nfrom mnistlab.cli import main\n"
+            f"rc = main(['predict', {str(bundle)!r}, *{[str(p) for p in pictures]!r}, '--json'])\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras', 'jax', "
+            "'torch'))\n"
+            "print(json.dumps({'rc': rc, 'heavy': heavy}), file=sys.stderr)\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    summary = json.loads(done.stderr.strip().splitlines()[-1])
+    assert summary == {"rc": 0, "heavy": []}, done.stderr
+    got = json.loads(done.stdout)
+    want = mnistlab.predict(runs.load_run(trained_run.path, engine="keras"), pictures)
+    for g, w in zip(got, want):
+        assert g["digit"] == w["digit"]
+        assert np.abs(np.array(g["probabilities"]) - np.array(w["probabilities"])).max() <= 1e-4
+
+
+def test_server_on_the_onnx_path_answers_like_keras(exported, test_digits):
+    run_dir, _ = exported
+    x, _ = test_digits
+    with TestClient(create_app(runs.load_run(run_dir, engine="onnx"))) as onnx_client, \
+            TestClient(create_app(runs.load_run(run_dir, engine="keras"))) as keras_client:
+        assert onnx_client.get("/api/model").json()["engine"] == "onnx"
+        assert keras_client.get("/api/model").json()["engine"] == "keras"
+        for i in range(10):
+            files = {"file": ("canvas.png", canvas_png(x[i]), "image/png")}
+            a, b = onnx_client.post("/api/predict", files=files), keras_client.post("/api/predict", files=files)
+            assert a.status_code == b.status_code == 200
+            ra, rb = a.json(), b.json()
+            assert ra["digit"] == rb["digit"] and ra["preprocessed"] == rb["preprocessed"]
+            assert np.abs(np.array(ra["probabilities"]) - np.array(rb["probabilities"])).max() <= 1e-4
+        blank = io.BytesIO()
+        Image.new("L", (280, 280), 255).save(blank, format="PNG")
+        answer = onnx_client.post("/api/predict", files={"file": ("blank.png", blank.getvalue(), "image/png")})
+        assert answer.status_code == 200 and answer.json()["no_digit"] is True
