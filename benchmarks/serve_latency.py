@@ -1,7 +1,7 @@
 """Latency and throughput of the web API, and the cold start of `mnistlab predict`, on 127.0.0.1.
 
     PYTHONPATH=src .venv/bin/python benchmarks/serve_latency.py RUN_DIR [--data-dir ../shared/data]
-        [--requests 500] [--clients 8] [--seconds 15] [--photos 20]
+        [--requests 500] [--clients 8] [--seconds 15] [--photos 20] [--engine auto|keras|onnx] [--cold 5]
 
 Starts the real server (`mnistlab serve RUN_DIR`, uvicorn) in a subprocess, then measures over keep-alive
 connections (http.client):
@@ -11,7 +11,10 @@ connections (http.client):
 - one client posting 3000x4000 phone-photo JPEGs;
 - the server's CPU time per request (from /proc), which, unlike latency, hardly moves when other processes
   share the machine;
-- the wall time of `mnistlab predict RUN_DIR one.png` (process start to exit, median of 3).
+- the wall time of `mnistlab predict RUN_DIR one.png` (process start to exit), median of `--cold` runs, interleaved
+  with as many runs of `python -c "import tensorflow"` (the same interpreter), and their ratio.
+
+`--engine` is passed to `serve` and `predict` (auto: onnxruntime when the run has an ONNX export).
 
 Prints a markdown table with the machine's core count and load average. The clients run on the same
 machine, so on 2 cores they take CPU from the server. Never part of the test suite.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import io
+import json
 import os
 import socket
 import statistics
@@ -84,11 +88,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(run_dir: str, env: dict) -> tuple[subprocess.Popen, int]:
+def start_server(run_dir: str, env: dict, engine: str = "auto") -> tuple[subprocess.Popen, int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "mnistlab.cli", "serve", run_dir, "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "mnistlab.cli", "serve", run_dir, "--port", str(port),
+                               "--engine", engine],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 180
     while True:
@@ -118,6 +123,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
     ap.add_argument("--seconds", type=float, default=15, help="length of the concurrent run (default 15)")
     ap.add_argument("--photos", type=int, default=20, help="photo requests (default 20)")
+    ap.add_argument("--engine", default="auto", choices=("auto", "keras", "onnx"), help="serve's and predict's --engine")
+    ap.add_argument("--cold", type=int, default=5, help="cold-start runs of predict and of `import tensorflow` (default 5)")
     args = ap.parse_args()
 
     (_, _), (x, _) = mnistlab.load_data(data_dir=args.data_dir)
@@ -127,9 +134,11 @@ def main() -> None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     load_before = os.getloadavg()[0]
 
-    server, port = start_server(args.run_dir, env)
+    server, port = start_server(args.run_dir, env, args.engine)
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("GET", "/api/model")
+        engine = json.loads(conn.getresponse().read()).get("engine", "keras")
         for body, ctype in canvases:
             post(conn, body, ctype)  # warm-up: first requests pay for lazy imports and allocations
         cpu0 = cpu_seconds(server.pid)
@@ -172,14 +181,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         one = os.path.join(tmp, "one.png")
         Image.fromarray(255 - x[0]).resize((280, 280)).save(one)
-        cold = []
-        for _ in range(3):
+        cold, tf_import = [], []
+        for _ in range(args.cold):  # interleaved, so that machine load affects both alike
             t = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "mnistlab.cli", "predict", args.run_dir, one], env=env,
-                           check=True, capture_output=True)
+            subprocess.run([sys.executable, "-m", "mnistlab.cli", "predict", args.run_dir, one, "--engine", args.engine],
+                           env=env, check=True, capture_output=True)
             cold.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "import tensorflow"], env=env, check=True, capture_output=True)
+            tf_import.append(time.perf_counter() - t)
 
-    print(f"\n`mnistlab serve {args.run_dir}` on 127.0.0.1; {os.cpu_count()} cores; load average "
+    print(f"\n`mnistlab serve {args.run_dir} --engine {args.engine}` (engine used: {engine}) on 127.0.0.1; "
+          f"{os.cpu_count()} cores; load average "
           f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after\n")
     print("| measurement | requests | p50 ms | p99 ms | requests/s | server CPU ms/request | errors |")
     print("|---|---|---|---|---|---|---|")
@@ -188,8 +201,11 @@ def main() -> None:
               concurrent_cpu, sum(errors)))
     print(row(f"3000x4000 JPEG photo (~{len(photos[0][0]) // 1024} KB), 1 client", big, 1000 / statistics.mean(big),
               big_cpu))
-    print(f"\n`mnistlab predict RUN one.png` cold start (process start to exit), median of 3: "
-          f"{statistics.median(cold):.2f} s (runs: {', '.join(f'{c:.2f}' for c in cold)})")
+    print(f"\n`mnistlab predict RUN one.png --engine {args.engine}` cold start (process start to exit), median of "
+          f"{len(cold)}: {statistics.median(cold):.2f} s (runs: {', '.join(f'{c:.2f}' for c in cold)})")
+    print(f"`python -c 'import tensorflow'`, median of {len(tf_import)}: {statistics.median(tf_import):.2f} s "
+          f"(runs: {', '.join(f'{c:.2f}' for c in tf_import)})")
+    print(f"ratio predict / import tensorflow: {statistics.median(cold) / statistics.median(tf_import):.2f}")
 
 
 if __name__ == "__main__":
