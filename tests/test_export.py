@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,33 +14,20 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 import mnistlab
+from helpers import canvas_png, cli_env, copy_run, set_metrics
 from mnistlab import runs
 from mnistlab.cli import main
 from mnistlab.errors import RunError, UsageError
 from mnistlab.export import export_run
 from mnistlab.serve import create_app
 
-REPO = Path(__file__).resolve().parents[1]
 EXPORTS = [("onnx", None), ("litert", None), ("litert", "int8"), ("saved_model", None)]
-
-
-def copy_run(run: mnistlab.Run, to: Path) -> Path:
-    """A copy of a run directory, so that exporting into it leaves the shared run alone."""
-    shutil.copytree(run.path, to)
-    return to
-
-
-def canvas_png(digit: np.ndarray) -> bytes:
-    """An MNIST digit as the page sends it: black ink on a white 280x280 canvas."""
-    buf = io.BytesIO()
-    Image.fromarray(255 - digit).resize((280, 280), Image.Resampling.BILINEAR).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
 def exported(trained_run, data_dir, tmp_path_factory):
     """A copy of the small trained run with every export made in it: (run dir, {(format, quantize): record})."""
-    run_dir = copy_run(trained_run, tmp_path_factory.mktemp("export") / "run")
+    run_dir = copy_run(trained_run.path, tmp_path_factory.mktemp("export") / "run")  # the shared run stays as it is
     records = {(f, q): export_run(run_dir, f, quantize=q, data_dir=data_dir, log=lambda _: None) for f, q in EXPORTS}
     return run_dir, records
 
@@ -95,7 +80,7 @@ def test_model_card_describes_the_run_and_every_export(exported, trained_run):
 
 
 def test_refuses_unknown_format_and_quantization_writing_nothing(trained_run, tmp_path, capsys):
-    run_dir = copy_run(trained_run, tmp_path / "run")
+    run_dir = copy_run(trained_run.path, tmp_path / "run")
     for argv, flag in [(["--format", "coreml"], "--format coreml"),
                        (["--format", "onnx", "--quantize", "int8"], "--quantize int8"),
                        (["--format", "litert", "--quantize", "int4"], "--quantize int4"),
@@ -110,9 +95,7 @@ def test_refuses_unknown_format_and_quantization_writing_nothing(trained_run, tm
 
 
 def test_refuses_an_unfinished_run(trained_run, tmp_path, capsys):
-    run_dir = copy_run(trained_run, tmp_path / "run")
-    metrics = json.loads((run_dir / runs.METRICS_FILE).read_text())
-    (run_dir / runs.METRICS_FILE).write_text(json.dumps({**metrics, "status": "interrupted"}))
+    run_dir = copy_run(trained_run.path, tmp_path / "run", set_metrics(status="interrupted"))
     assert main(["export", str(run_dir), "--format", "onnx"]) == 2
     err = capsys.readouterr().err
     assert "did not finish" in err and "--resume" in err and err.count("\n") == 1
@@ -158,8 +141,7 @@ def test_engine_rule(exported, trained_run):
 
 
 def test_an_export_of_an_older_model_is_not_used(exported, tmp_path):
-    run_dir = tmp_path / "run"
-    shutil.copytree(exported[0], run_dir)
+    run_dir = copy_run(exported[0], tmp_path / "run")
     record_file = runs.parity_path(runs.export_path(run_dir, "onnx"))
     record_file.write_text(json.dumps({**json.loads(record_file.read_text()), "model_sha256": "0" * 64}))
     assert runs.load_run(run_dir).engine == "keras"
@@ -186,8 +168,7 @@ def test_predict_through_onnxruntime_never_imports_tensorflow(exported, trained_
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras', 'jax', "
             "'torch'))\n"
             "print(json.dumps({'rc': rc, 'heavy': heavy}), file=sys.stderr)\n")
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=120)
     summary = json.loads(done.stderr.strip().splitlines()[-1])
     assert summary == {"rc": 0, "heavy": []}, done.stderr
     got = json.loads(done.stdout)
