@@ -6,7 +6,7 @@ Pictures: 50 MNIST test digits as 280x280 canvas PNGs (what the web page sends),
 JPEGs (benchmarks/load_test.py's), and the handwriting set of benchmarks/synth_digits.py (seed 1, 1 picture per
 digit and font). With `--baseline REV`, images.py as committed at REV is loaded beside the current one and
 both run on every picture, interleaved (so machine load affects both alike): the table gives each one's median
-ms per picture and the ratio, and how many outputs are identical (max |difference| otherwise). `--profile`
+CPU ms per picture (process time: on a shared machine wall time mostly measures the other jobs) and the ratio, and how many outputs are identical (max |difference| otherwise). `--profile`
 prints cProfile's top functions of the current version on the canvases. Never part of the test suite.
 """
 
@@ -68,12 +68,12 @@ def pictures(data_dir: str | None) -> dict[str, list[bytes]]:
 
 
 def run(fn, picture: bytes) -> tuple[float, np.ndarray | None]:
-    start = time.perf_counter()
+    start = time.process_time()
     try:
         out = fn(picture)
     except ImageError:
         out = None
-    return time.perf_counter() - start, out
+    return time.process_time() - start, out
 
 
 def main() -> None:
@@ -89,7 +89,7 @@ def main() -> None:
     if args.baseline:
         versions = {f"baseline ({args.baseline})": baseline_module(args.baseline).preprocess, **versions}
     print(f"\n{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} before\n")
-    header = "| pictures | n | " + " | ".join(f"{v} ms, median" for v in versions) + " |"
+    header = "| pictures | n | " + " | ".join(f"{v} CPU ms, median" for v in versions) + " |"
     if args.baseline:
         header += " current / baseline | identical outputs | max abs difference |"
     print(header)
@@ -116,7 +116,7 @@ def main() -> None:
         print(line)
     print(f"\nload average {os.getloadavg()[0]:.1f} after")
     if args.profile:
-        profile = cProfile.Profile()
+        profile = cProfile.Profile(time.process_time)
         profile.enable()
         for item in sets["canvas PNG 280x280"] * 2:
             images.preprocess(item)
