@@ -196,3 +196,23 @@ def test_server_on_the_onnx_path_answers_like_keras(exported, test_digits):
         Image.new("L", (280, 280), 255).save(blank, format="PNG")
         answer = onnx_client.post("/api/predict", files={"file": ("blank.png", blank.getvalue(), "image/png")})
         assert answer.status_code == 200 and answer.json()["no_digit"] is True
+
+
+def test_exports_run_augmentation_layers_in_inference_mode(tmp_path):
+    """`best` holds random augmentation layers, which Keras' exporters would trace in training mode."""
+    import onnxruntime as ort
+
+    from mnistlab.backend import import_keras
+    from mnistlab.export import inference_model
+
+    keras = import_keras()
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.RandomRotation(0.3, seed=1),
+                              keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    x = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
+    want = np.asarray(model.predict_on_batch(x))
+    assert np.abs(np.asarray(model(x)) - want).max() > 1e-3  # called plainly, the layer rotates at random
+    wrapped = inference_model(model)
+    assert np.abs(np.asarray(wrapped(x)) - want).max() < 1e-6
+    wrapped.export(str(tmp_path / "m.onnx"), format="onnx", verbose=False)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert np.abs(session.run(None, {"image": x})[0] - want).max() < 1e-5
