@@ -408,8 +408,8 @@ def model_card(run: runs.Run, records: list[dict[str, Any]]) -> str:
     lines += [
         "## Input contract",
         "",
-        "- One input tensor of float32, values in [0, 1], batch dimension free; shape per image as listed with each "
-        "export below: `(28, 28, 1)` for convolutional recipes, `(784,)` (row-major) for `mlp` and `dense512`.",
+        "- One input tensor (named `image` in ONNX) of float32, values in [0, 1], batch dimension free; shape per "
+        "image `(28, 28, 1)` for convolutional recipes, `(784,)` (row-major) for `mlp` and `dense512`.",
         "- MNIST-style images: **bright ink (1.0) on a dark background (0.0)**, the digit scaled so its longer side "
         "fits 20 px and centred by its centre of mass in the 28x28 field. A photo, scan or drawing must go through the "
         "same steps first: `mnistlab.images.preprocess(picture)` returns exactly this input (the web app and "
