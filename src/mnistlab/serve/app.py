@@ -231,7 +231,10 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, allow_
 
     shown = f"[{host}]" if ":" in host else host
     # What uvicorn does itself (Config.bind_socket), but here an error becomes one line, not a log and exit 3.
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # IPPROTO_TCP named explicitly: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on sockets whose proto
+    # says TCP, and a socket made with proto 0 is not one. With Nagle on, a response's body waited for the client's
+    # delayed ACK of its headers: 40 ms on every keep-alive request (benchmarks/serve_latency.py).
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
