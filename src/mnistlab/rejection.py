@@ -27,7 +27,7 @@ HIDDEN = 64
 # Share of held-out training digits the threshold refuses. Chosen on the development sets of benchmarks/
 # not_digits.py (seeds 100 and 200; never MNIST's test set): see docs/benchmarks.md.
 REFUSE_SHARE = 0.005
-NEGATIVES_PER_POSITIVE = 1.0
+MAX_NEGATIVES = 5000
 MAX_POSITIVES = 8000  # more adds fitting time (about 6 ms an image on 2 cores) and no measured skill
 # Characters that are (or are written like) digits are left out of the negatives: O, I, l, S, Z, B, g, ...
 LOOKALIKES = set("OoDQIilLjJ|SsZzBbgqG/\\()[]{}-_.,:;'`\"!TtYy")
@@ -316,7 +316,7 @@ def fit(x_train: np.ndarray, proba_train: np.ndarray, predict_proba: Any, seed: 
     k = min(PCA_COMPONENTS, len(sv))
     components, variances = vt[:k].astype(np.float32), (sv[:k] ** 2 / max(1, min(5000, len(flat)) - 1)).astype(np.float32)
     variances = np.maximum(variances, 1e-6)
-    n_neg = int(len(pos) * NEGATIVES_PER_POSITIVE)
+    n_neg = min(len(pos), MAX_NEGATIVES)
     neg = negatives(n_neg, rng, pos)
     fonts, _ = font_digits(max(1, n_neg // 4), rng)
     gen_p = predict_proba(np.concatenate([neg, fonts]))
