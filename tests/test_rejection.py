@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +13,9 @@ import mnistlab
 from mnistlab import calibration, runs, training
 from mnistlab.prediction import NO_INK, NOT_A_DIGIT, predict
 
+from helpers import run_cli
+
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-
-
-def _png(im: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def letter() -> Image.Image:
@@ -105,14 +97,10 @@ def test_python_api_refuses_what_is_not_a_digit(trained_run, pictures):
 
 def test_cli_refuses_what_is_not_a_digit(trained_run, pictures):
     names = [*REFUSED, "digit"]
-    env = {**os.environ, "PYTHONPATH": str(Path(mnistlab.__file__).parents[1]), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    r = subprocess.run([sys.executable, "-m", "mnistlab.cli", "predict", str(trained_run.path),
-                        *(str(pictures[n]) for n in names), "--json"], capture_output=True, text=True, env=env,
-                       timeout=300)
+    r = run_cli("predict", trained_run.path, *(pictures[n] for n in names), "--json")
     assert r.returncode == 0, r.stderr  # a refusal is an answer
     _check(json.loads(r.stdout), names)
-    table = subprocess.run([sys.executable, "-m", "mnistlab.cli", "predict", str(trained_run.path),
-                            str(pictures["letter"])], capture_output=True, text=True, env=env, timeout=300)
+    table = run_cli("predict", trained_run.path, pictures["letter"])
     assert "not a digit" in table.stdout
 
 
