@@ -164,5 +164,6 @@ def test_an_old_run_without_the_new_fields_still_predicts(tmp_path, data_dir):
     (_, _), (x, _) = mnistlab.load_data(data_dir=data_dir)
     [r, empty] = predict(run, [x[0], np.zeros((28, 28), np.uint8)])
     assert r["digit"] is not None and r["reason"] is None
-    assert r["confidence"] == pytest.approx(float(run.predict_proba(x[:1]).max()), abs=1e-6)  # raw softmax, T = 1
+    raw = run.predict_proba(mnistlab.preprocess(x[0])[None])
+    assert r["confidence"] == pytest.approx(float(raw.max()), abs=1e-6)  # the raw softmax: temperature 1
     assert empty["no_digit"] and empty["reason"] == NO_INK
