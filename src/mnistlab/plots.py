@@ -126,15 +126,18 @@ def confident_mistakes(
     return _save(fig, path)
 
 
-def calibration_plot(raw: np.ndarray, calibrated: np.ndarray, y_true: np.ndarray, path: str | os.PathLike,
+def calibration_plot(raw: np.ndarray, calibrated: np.ndarray | None, y_true: np.ndarray, path: str | os.PathLike,
                      title: str = "") -> Path:
-    """Reliability diagram: accuracy against confidence per bin, before and after temperature scaling."""
+    """Reliability diagram: accuracy against confidence per bin, before and (if given) after temperature scaling."""
     from .calibration import ECE_BINS, expected_calibration_error, reliability
 
     plt = _pyplot()
     fig, (ax, hist) = plt.subplots(2, 1, figsize=(5.5, 6.5), height_ratios=[3, 1], sharex=True)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
-    for proba, name, colour in [(raw, "raw softmax", "tab:red"), (calibrated, "calibrated", "tab:blue")]:
+    curves = [(raw, "raw softmax" if calibrated is not None else "raw softmax (no temperature fitted)", "tab:red")]
+    if calibrated is not None:
+        curves.append((calibrated, "calibrated", "tab:blue"))
+    for proba, name, colour in curves:
         rows = reliability(proba, y_true)
         ece = expected_calibration_error(proba, y_true)
         ax.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], "o-", color=colour,

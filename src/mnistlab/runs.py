@@ -284,8 +284,7 @@ def _write_plots(path: Path, model: Any, histories: Sequence[Mapping[str, Sequen
     plots.prediction_grid(x_test, y_test, proba.argmax(axis=1), class_names, d / f["predictions"])
     plots.confusion_matrix_plot(np.asarray(confusion), class_names, d / f["confusion"])
     plots.confident_mistakes(x_test, y_test, proba, class_names, d / f["mistakes"])
-    if calibrated is not None:
-        plots.calibration_plot(proba, calibrated, y_test, d / f["calibration"], title=title)
+    plots.calibration_plot(proba, calibrated, y_test, d / f["calibration"], title=title)
     try:
         plots.architecture(model, d / f["architecture"])
     except (FileNotFoundError, ImportError, OSError) as exc:
