@@ -254,17 +254,54 @@ def _fit_run(spec: Recipe, settings: runs.RunSettings, header: dict, data: Any, 
         raise
     model = members[0] if settings.ensemble == 1 else _ensemble(members, spec)
     result, proba = evaluate_model(model, data.x_test, data.y_test, list(settings.class_names))
+    calibration, calibrated = _calibrate(model, spec, x_train, y_train, proba, data.y_test)
+    rejector = _fit_rejector(model, settings, x_train, log)
     fitted = int(len(x_train) * (1 - spec.validation_split)) * settings.epochs * settings.ensemble
     results = {"train_seconds": round(seconds, 3),
                "images_per_second": round(fitted / seconds, 1) if seconds else None,
                "params": int(model.count_params()),
                "train_accuracy": histories[-1].get("accuracy", [None])[-1],
-               **result}
+               **result, "calibration": calibration}
     if settings.ensemble > 1:
         results["member_test_accuracy"] = [
             evaluate_model(m, data.x_test, data.y_test, list(settings.class_names))[0]["test_accuracy"] for m in members]
     return runs.finish_run(run_dir, header, model, histories, results, x_test=data.x_test, y_test=data.y_test,
-                           proba=proba, warn=log)
+                           proba=proba, warn=log, calibrated=calibrated, rejector=rejector)
+
+
+def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(runs.to_model_input(model, x), batch_size=1024, verbose=0), np.float32)
+
+
+def _calibrate(model: Any, spec: Recipe, x_train: np.ndarray, y_train: np.ndarray, proba_test: np.ndarray,
+               y_test: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    """Fit the temperature on the recipe's held-out validation split (never the test set); score it on the test set.
+
+    A recipe that holds out no validation images (mlp validates on the test set, dense512 on nothing) keeps
+    temperature 1: there is nothing it has not seen to fit on.
+    """
+    from .calibration import apply_temperature, expected_calibration_error, fit_temperature
+
+    at = int(len(x_train) * (1 - spec.validation_split))
+    held = len(x_train) - at if spec.validation_split else 0
+    temperature = fit_temperature(_predict(model, x_train[at:]), y_train[at:]) if held else 1.0
+    calibrated = apply_temperature(proba_test, temperature)
+    return {"temperature": temperature,
+            "fitted_on": f"validation split ({held} training images held out)" if held else None,
+            "test_ece_before": round(expected_calibration_error(proba_test, y_test), 5),
+            "test_ece_after": round(expected_calibration_error(calibrated, y_test), 5)}, calibrated
+
+
+def _fit_rejector(model: Any, settings: runs.RunSettings, x_train: np.ndarray, log: Log) -> Any:
+    """The not-a-digit detector for a digit dataset (None for others: their classes are not digits)."""
+    if list(settings.class_names) != [str(d) for d in range(10)]:
+        return None
+    from .rejection import fit
+
+    start = time.perf_counter()
+    rejector = fit(x_train, _predict(model, x_train), lambda x: _predict(model, x), seed=settings.seed)
+    log(f"mnistlab: not-a-digit detector fitted in {time.perf_counter() - start:.0f} s")
+    return rejector
 
 
 # Fine-tuning settings, from benchmarks/finetune.py on font "writers" (docs/benchmarks.md). Its first run, with a
