@@ -400,11 +400,20 @@ def model_card(run: runs.Run, records: list[dict[str, Any]]) -> str:
         "| accuracy | " + " | ".join(f"{v:.1%}" for v in (m.get("per_class_accuracy") or {}).values()) + " |",
         "",
     ]
-    calibration = m.get("calibration") or m.get("ece")
-    if calibration is not None:
-        lines += [f"Calibration (from the run): `{json.dumps(calibration)[:400]}`", ""]
+    calibration = m.get("calibration")
+    if isinstance(calibration, dict) and isinstance(calibration.get("temperature"), (int, float)):
+        c = calibration
+        ece = (f"; test expected calibration error (15 bins) {c['test_ece_before']:.2%} raw, "
+               f"{c['test_ece_after']:.2%} calibrated" if isinstance(c.get("test_ece_after"), (int, float)) else "")
+        lines += [f"Calibration: temperature **{c['temperature']:.3f}**, fitted on {c.get('fitted_on') or 'nothing'}"
+                  f"{ece}. The exports output the raw softmax; mnistlab reports confidences as softmax(log(p) / "
+                  f"{c['temperature']:.3f}) (`mnistlab.calibration.apply_temperature`): do the same where the export "
+                  "runs.", ""]
     else:
-        lines += ["Calibration: the run records none (no temperature or reliability figures were measured).", ""]
+        lines += ["Calibration: the run records none (its confidences are the raw softmax).", ""]
+    if (run.path / runs.REJECTION_FILE).is_file():
+        lines += [f"Not-a-digit refusals: mnistlab refuses pictures that are not digits with a NumPy detector stored "
+                  f"beside the run (`{runs.REJECTION_FILE}`); it is not part of these exports.", ""]
     lines += [
         "## Input contract",
         "",
