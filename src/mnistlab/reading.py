@@ -481,9 +481,16 @@ def read(run_or_path: Any, images: Any, *, min_confidence: float | None = None, 
     min_confidence = DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence
     if isinstance(min_confidence, bool) or not isinstance(min_confidence, numbers.Real) or not 0 <= min_confidence <= 1:
         raise UsageError("must be a probability between 0 and 1", param="min_confidence", value=min_confidence)
+    if annotate is not None:
+        try:
+            Path(annotate).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create the folder: {exc.strerror or exc}", param="annotate",
+                             value=annotate) from None
     run = run_or_path if isinstance(run_or_path, Run) else load_run(run_or_path, allow_partial=allow_partial)
     items = _as_list(images)
-    records = []
+    records: list[dict[str, Any]] = []
+    written: set[str] = set()
     for i, item in enumerate(_progress(items)):
         name = _name(item, i)
         try:
@@ -494,7 +501,7 @@ def read(run_or_path: Any, images: Any, *, min_confidence: float | None = None, 
         records.append(record(name, reading, min_confidence=min_confidence, error=error,
                               class_names=run.class_names))
         if annotate is not None and not (error is not None and not isinstance(error, NoDigitError)):
-            write_annotated(item, records[-1], Path(annotate))
+            written.add(write_annotated(item, records[-1], Path(annotate), taken=written).name)
     return records
 
 
@@ -516,8 +523,8 @@ def _progress(items: list[Any]) -> Any:
     return tqdm(items, desc="reading", unit="image", disable=None, leave=False)
 
 
-def write_annotated(image: Any, rec: dict[str, Any], folder: Path) -> Path:
-    """Write the picture with each digit's box and reading drawn on it; returns the file written."""
+def write_annotated(image: Any, rec: dict[str, Any], folder: Path, *, taken: set[str] = frozenset()) -> Path:
+    """Write the picture with each digit's box and reading drawn on it as a PNG in `folder`; the file written."""
     from PIL import ImageDraw
 
     from .fsutil import atomic_path
@@ -542,7 +549,7 @@ def write_annotated(image: Any, rec: dict[str, Any], folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stem = Path(rec["file"]).stem.strip("<>").replace(" ", "-") or "image"
     target, n = folder / f"{stem}.png", 2
-    while target.exists():
+    while target.name in taken:
         target, n = folder / f"{stem}-{n}.png", n + 1
     with atomic_path(target) as tmp:
         im.save(tmp, format="PNG")
