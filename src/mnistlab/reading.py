@@ -42,6 +42,8 @@ from .errors import ImageError, NoDigitError, UsageError
 
 WORK_LONG = 1024  # longer side of the picture the segmentation runs on (a 1600x600 photo: 800x300)
 RULE_LENGTH = 0.35  # a horizontal run of ink longer than this fraction of the width (and 1.2x the height) is a rule
+RULE_SLANT = 0.015  # ... allowing it to drift this fraction of the width up or down
+RULE_THICKNESS = 0.75  # ... where it is thinner than this many pen strokes
 SPECK_AREA = 0.02  # a component under this fraction of the largest one's area is a speck
 COMPACT = 2.5  # a short piece no longer than this many stroke widths is a dot or a speck, not part of a digit
 MIN_PIECE = 0.45  # a piece shorter than this fraction of the writing's height is part of a digit, not one
@@ -56,6 +58,7 @@ MAX_PIECES = 48  # pieces kept (the largest), so that a picture full of marks an
 # benchmarks/read_numbers.py, MNIST training digits the model never saw, fonts), never on the reported ones.
 WIDE_COST = 3.0  # per typical width beyond `WIDE_FROM` of them
 WIDE_FROM = 1.3
+SHORT_COST = 6.0  # for a digit of no height, falling to 0 at `MIN_PIECE` H (a cut-off fragment)
 GAP_COST = 12.0  # per H of clear gap inside one digit
 CUT_BASE = 1.5  # for any cut
 CUT_COST = 1.5  # per stroke beyond the first that a cut goes through
@@ -143,16 +146,22 @@ def _run_lengths(mask: np.ndarray, axis: int) -> np.ndarray:
     return out if axis == 1 else out.T
 
 
-def _drop_rules(mask: np.ndarray) -> np.ndarray:
-    """The mask without ruled lines and underlines: long horizontal runs, kept where a stroke crosses them."""
+def _drop_rules(mask: np.ndarray, stroke: float) -> np.ndarray:
+    """The mask without ruled lines and underlines: long, thin horizontal runs of ink (kept where strokes cross)."""
     h, w = mask.shape
-    across = _run_lengths(mask, axis=1)
-    rule = across >= max(RULE_LENGTH * w, 1.2 * h)
-    if not rule.any():
+    # A rule photographed at a slant steps from row to row: runs are measured on the ink thickened by a few
+    # rows up and down (`RULE_SLANT` of the width), so the steps join; what is removed is only the thin ink
+    # in them (thinner than a pen stroke), so a digit's own strokes, and where they cross the rule, stay.
+    k = max(2, round(RULE_SLANT * w))
+    band = mask.copy()
+    for s in range(1, k + 1):
+        band[s:] |= mask[:-s]
+        band[:-s] |= mask[s:]
+    long = _run_lengths(band, axis=1) >= max(RULE_LENGTH * w, 1.2 * h)
+    if not long.any():
         return mask
-    down = _run_lengths(mask, axis=0)
-    thickness = float(np.median(down[rule]))
-    return mask & ~(rule & (down <= 1.5 * thickness + 1))
+    thin = _run_lengths(mask, axis=0) <= max(2.0, RULE_THICKNESS * stroke)
+    return mask & ~(long & thin)
 
 
 # ----------------------------------------------------------------------------------------------- the pieces
@@ -337,7 +346,7 @@ def segment(image: Any, run: Any, *, max_pixels: int = _img.MAX_PIXELS) -> Readi
     strength, t, level, noise = _ink_map(grey)
     if t <= 0 or float(strength.max()) - level < _img.MIN_CONTRAST:
         raise NoDigitError("no digit found: the image is blank (one flat colour)")
-    ink = _drop_rules(strength > t)
+    ink = _drop_rules(strength > t, _img._stroke_width(strength > t))
     lab, area, boxes = _components(ink)
     pieces, H = _pieces(lab, area, boxes, _img._stroke_width(lab > 0))
     if not pieces:
@@ -384,7 +393,7 @@ def segment(image: Any, run: Any, *, max_pixels: int = _img.MAX_PIXELS) -> Readi
         raise NoDigitError("no digit found: no ink stands out from the paper")
     x = np.stack(inputs)
     proba = _classify(run, x)
-    chosen = _choose(pieces, spans, proba, boxes_out, W)
+    chosen = _choose(pieces, spans, proba, boxes_out, W, H)
     if not chosen:
         raise NoDigitError("no digit found: no ink stands out from the paper")
     out_boxes = [[max(0, math.floor(b[0] * scale)), max(0, math.floor(b[1] * scale)),
@@ -394,7 +403,7 @@ def segment(image: Any, run: Any, *, max_pixels: int = _img.MAX_PIXELS) -> Readi
 
 
 def _choose(pieces: Sequence[_Piece], spans: Sequence[tuple[int, int]], proba: np.ndarray,
-            boxes: Sequence[Sequence[int]], W: float) -> list[int]:
+            boxes: Sequence[Sequence[int]], W: float, H: float) -> list[int]:
     """The candidates (indices into spans) that partition the pieces best: a Viterbi pass, left to right."""
     n = len(pieces)
     score = np.log(np.clip(proba.max(axis=1), 1e-9, 1.0)) + DIGIT_BONUS
@@ -409,7 +418,7 @@ def _choose(pieces: Sequence[_Piece], spans: Sequence[tuple[int, int]], proba: n
             i = spans[k][0]
             if not np.isfinite(best[i]):
                 continue
-            s = best[i] + score[k] - _digit_cost(pieces, i, j, boxes[k], W)
+            s = best[i] + score[k] - _digit_cost(pieces, i, j, boxes[k], W, H)
             if i > 0:
                 s -= _split_cost(pieces[i - 1], pieces[i])
             if s > best[j]:
@@ -424,9 +433,10 @@ def _choose(pieces: Sequence[_Piece], spans: Sequence[tuple[int, int]], proba: n
     return chosen[::-1]
 
 
-def _digit_cost(pieces: Sequence[_Piece], i: int, j: int, box: Sequence[int], W: float) -> float:
-    """What makes pieces[i:j] unlikely to be one digit: much wider than the others, clear gaps inside."""
+def _digit_cost(pieces: Sequence[_Piece], i: int, j: int, box: Sequence[int], W: float, H: float) -> float:
+    """What makes pieces[i:j] unlikely to be one digit: much wider than the others, short, clear gaps inside."""
     cost = WIDE_COST * max(0.0, (box[2] - box[0]) / W - WIDE_FROM)
+    cost += SHORT_COST * max(0.0, MIN_PIECE - (box[3] - box[1]) / H) / MIN_PIECE
     for a, b in zip(pieces[i:j - 1], pieces[i + 1:j]):
         if b.cut_left is None:
             cost += GAP_COST * max(0.0, b.box[1] - a.box[3]) / W
