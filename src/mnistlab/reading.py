@@ -63,7 +63,7 @@ GAP_COST = 12.0  # per H of clear gap inside one digit
 CUT_BASE = 1.5  # for any cut
 CUT_COST = 1.5  # per stroke beyond the first that a cut goes through
 OVERLAP_COST = 2.0  # for two digits whose pieces overlap entirely in x
-DIGIT_BONUS = 0.0  # per digit read: the model is often confident about two touching digits taken as one
+DIGIT_BONUS = 0.5  # per digit read: the model is often confident about two touching digits taken as one
 
 
 @dataclass
