@@ -1,7 +1,7 @@
 """Train a stronger digit model for benchmarks/handwriting.py: a deeper convnet that sees rotated, shifted,
 zoomed and thinner or bolder MNIST digits while it trains, so it reads other people's handwriting better.
 
-    PYTHONPATH=src python benchmarks/train_strong.py --out /tmp/strong.keras      # about 8 min on 2 CPU cores
+    PYTHONPATH=src python benchmarks/train_strong.py --out strong.keras      # about 8 min on 2 CPU cores
 
 The augmentation layers are Keras' own and are idle at inference, so the saved .keras file loads in safe
 mode like any run's model and takes (28, 28, 1) inputs in [0, 1]. Never part of the test suite.
@@ -67,7 +67,7 @@ def build():
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("/tmp/strong.keras"))
+    ap.add_argument("--out", type=Path, default=Path("strong.keras"))
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--data-dir", default=None, help="folder holding mnist/ (default: mnistlab's search order)")

@@ -1,8 +1,18 @@
-"""Shared fixtures: the real MNIST data directory and one small trained run."""
+"""Shared fixtures: the real MNIST data directory and one small trained run.
+
+The session is hermetic about the user cache: $XDG_CACHE_HOME points to a fresh temporary folder, set here
+at import (before any test runs) so the tests and every subprocess they start inherit it, and no test reads or
+writes the developer's ~/.cache/mnistlab. Helpers shared by the test files live in helpers.py.
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +22,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("MNISTLAB_DATA") or REPO.parent / "shared" / "data").resolve()
 ARTIFACTS = REPO / "test-artifacts"
+if (DATA_DIR / "mnist").is_dir():  # subprocesses find the data where the tests do, never in a user cache
+    os.environ.setdefault("MNISTLAB_DATA", str(DATA_DIR))
+
+CACHE_HOME = Path(tempfile.mkdtemp(prefix="mnistlab-tests-cache-"))
+os.environ["XDG_CACHE_HOME"] = str(CACHE_HOME)
+atexit.register(shutil.rmtree, CACHE_HOME, ignore_errors=True)
+# Matplotlib keeps its font cache under $XDG_CACHE_HOME too. Built once here, so that no subprocess builds it
+# (and, were that slow, says so on stderr, where the CLI tests expect exactly one line).
+subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], check=True, capture_output=True)
 
 
 @pytest.fixture(scope="session")

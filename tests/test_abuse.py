@@ -12,80 +12,26 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import http.client
-import io
 import json
 import os
 import socket
-import struct
-import subprocess
-import sys
 import threading
 import time
-import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFilter
 
-HOST = "127.0.0.1"
+from helpers import HOST, Server, bomb_png, canvas_png, free_port, png_declaring, served
+
 LIMIT = 5 * 1024 * 1024  # the server's body limit (serve/app.py MAX_BODY_BYTES)
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen
-    port: int
-    log: Path
-
-    def rss_mb(self) -> float:
-        """The server process's resident memory."""
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) / 1024
-
-    def open_fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
 
 @dataclass
 class Digit:
     label: int
     png: bytes  # a 280x280 canvas-like PNG the trained run is known to classify correctly
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def canvas_png(digit: np.ndarray) -> bytes:
-    """An MNIST digit drawn like the web page's canvas: 280x280, dark strokes on white, soft edges."""
-    im = Image.fromarray(255 - digit).resize((280, 280), Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(2))
-    buf = io.BytesIO()
-    im.save(buf, "PNG")
-    return buf.getvalue()
-
-
-def png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
-def bomb_png(side: int) -> bytes:
-    """A real PNG of side x side white grey pixels: ~1000x smaller than its pixels (8000: 76 kB for 64 MB)."""
-    row = b"\0" + b"\xff" * side
-    z = zlib.compressobj(9)
-    idat = b"".join(z.compress(row * 64) for _ in range(side // 64)) + z.compress(row * (side % 64)) + z.flush()
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
-            + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b""))
-
-
-def declaring_png(width: int, height: int) -> bytes:
-    """A 100-byte PNG whose header declares width x height pixels."""
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + png_chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + png_chunk(b"IEND", b""))
 
 
 def multipart(parts: list[tuple[str, str | None, bytes]], boundary: str = "b0undary") -> tuple[str, bytes]:
@@ -171,33 +117,8 @@ def digits(trained_run, data_dir) -> list[Digit]:
 
 @pytest.fixture(scope="module")
 def server(trained_run, tmp_path_factory) -> Iterator[Server]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("serve") / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "mnistlab.cli", "serve", str(trained_run.path), "--host", HOST,
-                                 "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
-    s = Server(proc, port, log)
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            assert proc.poll() is None, f"server exited ({proc.returncode}): {log.read_text()[-3000:]}"
-            try:
-                if request(s, "GET", "/api/health", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"no /api/health after 120 s: {log.read_text()[-3000:]}"
-            time.sleep(0.2)
+    with served(trained_run.path, tmp_path_factory.mktemp("serve") / "server.log", port=free_port()) as s:
         yield s
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    text = log.read_text(errors="replace")
-    assert "Traceback" not in text and "Exception in ASGI" not in text, f"the server logged an error:\n{text[-5000:]}"
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +168,7 @@ CASES = {
     "image-text": (*multipart([("file", "a.png", b"not an image at all\n" * 50)]), 400),
     "image-truncated-png": (*multipart([("file", "a.png", bomb_png(300)[:60])]), 400),
     "image-bomb-8000x8000": (*multipart([("file", "bomb.png", bomb_png(8000))]), 400),
-    "image-declares-50000x50000": (*multipart([("file", "huge.png", declaring_png(50000, 50000))]), 400),
+    "image-declares-50000x50000": (*multipart([("file", "huge.png", png_declaring(50000, 50000))]), 400),
     "json-image-bomb": ("application/json", json.dumps({"image": base64.b64encode(bomb_png(8000)).decode()}).encode(),
                         400),
 }

@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-import io
 import json
 import os
 import pickle
 import re
-import shutil
-import struct
 import subprocess
 import sys
 import warnings
@@ -32,6 +29,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import copy_run, encode_png, on_paper, png_declaring, run_cli, set_metrics
 from mnistlab import runs
 
 # TensorFlow's C++ start-up lines; the CLI is meant to drop them, so seeing one is reported as a warning.
@@ -53,14 +51,6 @@ class Ctx:
     run: Path  # a finished, valid run (never modified: rows copy it)
     data: Path  # the real data folder holding mnist/
     digits: dict[int, np.ndarray]  # label -> a 28x28 uint8 MNIST test digit (light on dark) the run gets right
-
-
-def mnistlab(*args: object, cwd: Path, data: Path, timeout: float = 180) -> subprocess.CompletedProcess:
-    """The real command line in a subprocess in `cwd`; a download, should one start, meets a closed port."""
-    # XDG_CACHE_HOME stays: pointing it elsewhere would make matplotlib rebuild its font cache (and say so).
-    env = {**os.environ, "MNISTLAB_DATA": str(data), "MNISTLAB_MIRRORS": "http://127.0.0.1:9/"}
-    return subprocess.run([sys.executable, "-m", "mnistlab.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=timeout)
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -116,14 +106,7 @@ def png_bytes(array: np.ndarray | None = None, size: tuple[int, int] = (8, 8)) -
     """A real PNG: the given uint8 array, or grey noise of `size` (which compresses badly, so cuts hit pixels)."""
     if array is None:
         array = np.random.default_rng(0).integers(0, 256, (size[1], size[0]), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def on_paper(digit: np.ndarray, size: int = 140) -> Image.Image:
-    """An MNIST digit as a picture a user would have: dark ink on white, `size` pixels square."""
-    return Image.fromarray(255 - digit).resize((size, size), Image.Resampling.BICUBIC)
+    return encode_png(array)
 
 
 def picture(d: Path, name: str, im: Image.Image, **save: object) -> Path:
@@ -138,30 +121,9 @@ def animated_gif(d: Path, ctx: Ctx) -> Path:
                    duration=500, loop=0)
 
 
-def png_declaring(width: int, height: int) -> bytes:
-    """A PNG whose header declares width x height gray pixels but which holds a few bytes of data."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1024))
-            + chunk(b"IEND", b""))
-
-
 def run_copy(d: Path, ctx: Ctx, edit: Callable[[Path], None] | None = None) -> Path:
     """d/run: a copy of the valid run, then `edit`ed."""
-    out = d / "run"
-    shutil.copytree(ctx.run, out)
-    if edit:
-        edit(out)
-    return out
-
-
-def set_metrics(**changes: object) -> Callable[[Path], None]:
-    def edit(run: Path) -> None:
-        m = json.loads((run / runs.METRICS_FILE).read_text())
-        (run / runs.METRICS_FILE).write_text(json.dumps({**m, **changes}))
-    return edit
+    return copy_run(ctx.run, d / "run", edit)
 
 
 def remove(name: str) -> Callable[[Path], None]:
@@ -255,7 +217,8 @@ ROWS = [
     Row("epochs-not-a-number", lambda d, c: ["train", "--epochs", "1e3", "--out", d / "new-run"], "'1e3'"),
     Row("epochs-absurd", lambda d, c: ["train", "--epochs", 100000, "--out", d / "new-run"], "epochs"),
     Row("batch-size-negative", lambda d, c: ["train", "--batch-size", -1, "--out", d / "new-run"], "--batch-size"),
-    Row("batch-size-absurd", lambda d, c: ["train", "--batch-size", 10**8, "--out", d / "new-run"], "batch size"),
+    Row("batch-size-absurd", lambda d, c: ["train", "--batch-size", 10**8, "--out", d / "new-run"],
+        "--batch-size 100000000"),
     Row("limit-zero", lambda d, c: ["train", "--limit", 0, "--out", d / "new-run"], "--limit"),
     Row("limit-absurd", lambda d, c: ["train", "--limit", 99999999, "--out", d / "new-run"], "--limit 99999999"),
     Row("out-exists", lambda d, c: ["train", "--limit", 200, "--epochs", 1, "--out", run_copy(d, c)],
@@ -287,7 +250,7 @@ ROWS = [
         "cut.png: cannot decode"),
     # A TIFF header and nothing else: Pillow warns about it, and no warning may reach stderr.
     Row("image-truncated-tiff", predict_row("scan.tif", b"II*\x00\x08\x00\x00\x00"), "scan.tif: not an image"),
-    Row("image-missing", lambda d, c: ["predict", c.run, d / "no-such-digit.png"], "no-such-digit.png: cannot read"),
+    Row("image-missing", lambda d, c: ["predict", c.run, d / "no-such-digit.png"], "no-such-digit.png: no such file"),
     Row("image-folder-without-images", predict_row("photos", None), "photos: folder holds no image files"),
 ]
 
@@ -343,7 +306,9 @@ def outcomes(ctx, tmp_path_factory) -> dict[str, Outcome]:
 
     def go(row_id: str) -> Outcome:
         folder, argv, before = jobs[row_id]
-        result = mnistlab(*argv, cwd=folder, data=ctx.data)
+        # A download, should one start, meets a closed port.
+        result = run_cli(*argv, cwd=folder, data_dir=ctx.data, env={"MNISTLAB_MIRRORS": "http://127.0.0.1:9/"},
+                         timeout=180)
         return Outcome(result, before, snapshot(folder))
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
@@ -384,7 +349,7 @@ def test_predict_reads_what_it_can_and_reports_the_rest(outcomes: dict[str, Outc
     seven, gif, missing, notes = records
     assert (seven["digit"], seven["error"]) == (7, None) and seven["confidence"] > 0.5
     assert (gif["digit"], gif["error"]) == (7, None), "an animated GIF is read from its first frame (a 7; then a 3)"
-    for bad, what in [(missing, "cannot read"), (notes, "not an image")]:
+    for bad, what in [(missing, "no such file"), (notes, "not an image")]:
         assert bad["digit"] is None and bad["probabilities"] is None and bad["top"] is None
         assert what in bad["error"] and "\n" not in bad["error"] and not bad["no_digit"]
     assert o.after == o.before

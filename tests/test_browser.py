@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
-from PIL import Image
 
 import mnistlab
+from helpers import free_port, on_paper, served
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -31,37 +26,10 @@ def shows(page, digit: str, timeout: float = 15000) -> str:
     return page.locator("#digit").inner_text()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(trained_run, tmp_path_factory):
-    port = free_port()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "mnistlab.cli", "serve", str(trained_run.path), "--port", str(port)],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/api/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, f"server did not start in 120 s: {log.read_text()}"
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    assert "Traceback" not in log.read_text(), log.read_text()
+    with served(trained_run.path, tmp_path_factory.mktemp("serve") / "serve.log", port=free_port()) as s:
+        yield s.url
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +112,7 @@ def test_the_answer_updates_while_drawing_and_clear_resets(page, artifacts):
 def test_uploading_a_picture_shows_its_prediction(page, trained_run, data_dir, tmp_path, artifacts):
     (_, _), (x, _) = mnistlab.load_data(data_dir=data_dir)
     picture = tmp_path / "four.png"
-    Image.fromarray(255 - x[4]).resize((200, 200), Image.Resampling.BILINEAR).save(picture)
+    on_paper(x[4], 200).save(picture)
     expected = mnistlab.predict(trained_run, [picture])[0]
     page.set_input_files("#upload", str(picture))
     page.wait_for_function(ANSWERED, timeout=15000)

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,28 +11,18 @@ import pytest
 from PIL import Image
 
 import mnistlab
+from helpers import copy_run, encode_png, on_paper, run_cli, set_metrics
 from mnistlab.errors import ImageError, RunError, UsageError
 from mnistlab.images import preprocess
 from mnistlab.prediction import DEFAULT_MIN_CONFIDENCE, expand_paths, format_table, predict, predict_paths
 
-KEYS = {"file", "digit", "confidence", "probabilities", "top", "low_confidence", "error", "no_digit"}
+KEYS = {"file", "digit", "label", "confidence", "probabilities", "top", "low_confidence", "error", "no_digit"}
 
 
 @pytest.fixture(scope="module")
 def digits(data_dir):
     (_, _), (x, y) = mnistlab.load_data(data_dir=data_dir)
     return x[:40], y[:40]
-
-
-def on_paper(digit: np.ndarray, size: int = 140) -> Image.Image:
-    """An MNIST digit as a user's picture: dark ink on white, larger than 28x28."""
-    return Image.fromarray(255 - digit).resize((size, size), Image.Resampling.BILINEAR)
-
-
-def png(im: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def test_records_follow_the_design(trained_run, digits, tmp_path):
@@ -51,7 +37,7 @@ def test_records_follow_the_design(trained_run, digits, tmp_path):
         assert set(r) == KEYS
         assert r["error"] is None and r["no_digit"] is False
         assert len(r["probabilities"]) == 10 and abs(sum(r["probabilities"]) - 1) < 1e-4
-        assert r["digit"] == int(np.argmax(r["probabilities"]))
+        assert r["digit"] == int(np.argmax(r["probabilities"])) and r["label"] == str(r["digit"])
         assert len(r["top"]) == 3 and r["top"][0] == [r["digit"], r["confidence"]]
         assert [p for _, p in r["top"]] == sorted((p for _, p in r["top"]), reverse=True)
         assert r["confidence"] == pytest.approx(max(r["probabilities"]), abs=1e-6)
@@ -66,7 +52,8 @@ def test_every_kind_of_input_gives_the_same_answer(trained_run, digits, tmp_path
     im = on_paper(x[3])
     path = tmp_path / "three.png"
     im.save(path)
-    sources = [path, str(path), png(im), im, np.asarray(im), np.asarray(im, np.float32) / 255, io.BytesIO(png(im))]
+    data = encode_png(im)
+    sources = [path, str(path), data, im, np.asarray(im), np.asarray(im, np.float32) / 255, io.BytesIO(data)]
     records = predict(trained_run.path, sources)
     assert [r["file"] for r in records] == [str(path), str(path)] + [f"<image {i}>" for i in range(2, 7)]
     for r in records[1:]:
@@ -74,7 +61,7 @@ def test_every_kind_of_input_gives_the_same_answer(trained_run, digits, tmp_path
     # One image on its own (not in a list) is one record.
     assert predict(trained_run, im)[0]["digit"] == records[0]["digit"]
     assert len(predict(trained_run, np.asarray(im))) == 1
-    assert len(predict(trained_run, io.BytesIO(png(im)))) == 1
+    assert len(predict(trained_run, io.BytesIO(encode_png(im)))) == 1
     # A stack of 28x28 arrays is that many images.
     assert [r["file"] for r in predict(trained_run, x[:4])] == [f"<image {i}>" for i in range(4)]
 
@@ -87,7 +74,7 @@ def test_all_readable_images_go_to_the_model_in_one_call(trained_run, digits, tm
     monkeypatch.setattr(run, "predict_proba", lambda batch: calls.append(len(batch)) or original(batch))
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
-    images = [on_paper(x[0]), bad, png(on_paper(x[1])), tmp_path / "missing.png", on_paper(x[2])]
+    images = [on_paper(x[0]), bad, encode_png(on_paper(x[1])), tmp_path / "missing.png", on_paper(x[2])]
     records = predict(run, images)
     assert calls == [3]
     assert [r["digit"] is None for r in records] == [False, True, False, True, False]
@@ -105,7 +92,7 @@ def test_unreadable_and_blank_images_get_records_and_do_not_stop_the_others(trai
     assert [Path(r["file"]).name for r in records[:4]] == ["notes.png", "good.png", "missing.png", "blank.png"]
     notes, ok, missing, empty_page, no_bytes, cut = records
     assert ok["digit"] == y[0] and ok["error"] is None
-    for r, what in [(notes, "not an image"), (missing, "cannot read"), (no_bytes, "empty"), (cut, "")]:
+    for r, what in [(notes, "not an image"), (missing, "no such file"), (no_bytes, "empty"), (cut, "")]:
         assert r["digit"] is r["confidence"] is r["probabilities"] is r["top"] is None
         assert what in r["error"] and "\n" not in r["error"] and r["no_digit"] is False, r
     assert empty_page["digit"] is None and empty_page["no_digit"] is True and "no digit found" in empty_page["error"]
@@ -129,10 +116,7 @@ def test_top_and_min_confidence(trained_run, digits):
 
 def test_unfinished_run_is_refused_unless_allowed(trained_run, digits, tmp_path):
     x, y = digits
-    run_dir = tmp_path / "partial"
-    shutil.copytree(trained_run.path, run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "status": "partial"}))
+    run_dir = copy_run(trained_run.path, tmp_path / "partial", set_metrics(status="interrupted"))
     with pytest.raises(RunError, match="did not finish"):
         predict(run_dir, [on_paper(x[0])])
     with pytest.raises(RunError, match="--allow-partial"):
@@ -214,14 +198,11 @@ def test_cli_json_is_the_api_record_and_status_follows_unreadable_files(trained_
     on_paper(x[5]).save(good)
     blank = tmp_path / "blank.png"
     Image.new("L", (80, 80), 255).save(blank)
-    env = {**os.environ, "PYTHONPATH": str(Path(mnistlab.__file__).parents[1]), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    cli = [sys.executable, "-m", "mnistlab.cli", "predict", str(trained_run.path)]
-    r = subprocess.run([*cli, str(good), str(blank), "--json"], capture_output=True, text=True, env=env, timeout=300)
+    r = run_cli("predict", trained_run.path, good, blank, "--json", timeout=300)
     assert r.returncode == 0, r.stderr  # "no digit" is an answer, not an unreadable file
     assert json.loads(r.stdout) == json.loads(json.dumps(predict(trained_run, [good, blank])))
-    r = subprocess.run([*cli, str(good), str(tmp_path / "missing.png")], capture_output=True, text=True, env=env,
-                       timeout=300)
+    r = run_cli("predict", trained_run.path, good, tmp_path / "missing.png", timeout=300)
     assert r.returncode == 2
     [line] = r.stderr.strip().splitlines()
-    assert line.startswith(f"mnistlab: error: {tmp_path / 'missing.png'}: cannot read"), r.stderr
+    assert line.startswith(f"mnistlab: error: {tmp_path / 'missing.png'}: no such file"), r.stderr
     assert r.stdout.splitlines()[1].split()[0] == str(good)

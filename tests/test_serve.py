@@ -5,10 +5,9 @@ from __future__ import annotations
 import base64
 import io
 import json
-import shutil
-import struct
+import socket
 import threading
-import zlib
+import urllib.request
 
 import numpy as np
 import pytest
@@ -18,7 +17,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import mnistlab
-from mnistlab.errors import RunError
+from helpers import HOST, canvas_png, copy_run, png_declaring, run_cli, served, set_metrics
+from mnistlab.errors import RunError, UsageError
 from mnistlab.serve import create_app, serve
 from mnistlab.serve.app import MAX_BODY_BYTES
 
@@ -33,14 +33,6 @@ def client(trained_run):
 def digits(data_dir):
     (_, _), (x, y) = mnistlab.load_data(data_dir=data_dir)
     return x, y
-
-
-def canvas_png(digit: np.ndarray) -> bytes:
-    """An MNIST digit drawn the way the page sends it: black ink on a white 280x280 canvas."""
-    im = Image.fromarray(255 - digit).resize((280, 280), Image.Resampling.BILINEAR)
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def test_page_and_assets_are_served_offline(client):
@@ -78,15 +70,6 @@ def test_multipart_and_json_give_the_same_record_as_predict(client, digits, trai
     assert right >= 17
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A small valid PNG that declares a huge size: a decompression bomb's header."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
-
-
 @pytest.mark.parametrize(
     "kwargs, status, message",
     [
@@ -98,7 +81,7 @@ def _png_header(width: int, height: int) -> bytes:
         ({"files": {"other": ("a.png", b"123", "image/png")}}, 400, 'field "file"'),
         ({"files": {"file": ("a.png", b"", "image/png")}}, 400, "empty"),
         ({"files": {"file": ("a.txt", b"hello, not an image", "text/plain")}}, 400, "not an image"),
-        ({"files": {"file": ("bomb.png", _png_header(50000, 50000), "image/png")}}, 400, "pixels"),
+        ({"files": {"file": ("bomb.png", png_declaring(50000, 50000), "image/png")}}, 400, "pixels"),
         ({"content": b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nabc",
           "headers": {"content-type": "multipart/form-data; boundary=x"}}, 400, ""),
         ({"content": b"0" * (5 * 1024 * 1024 + 1), "headers": {"content-type": "application/json"}}, 413, "5 MB"),
@@ -190,12 +173,36 @@ def test_inference_runs_off_the_event_loop(trained_run, digits, monkeypatch):
 
 
 def test_serve_refuses_an_unfinished_run(trained_run, tmp_path):
-    run_dir = tmp_path / "partial"
-    shutil.copytree(trained_run.path, run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "status": "partial"}))
+    run_dir = copy_run(trained_run.path, tmp_path / "partial", set_metrics(status="interrupted"))
     with pytest.raises(RunError, match="--allow-partial"):
         serve(run_dir, port=0)
+
+
+def test_a_busy_port_is_one_line_and_status_2(trained_run):
+    with socket.socket() as busy:
+        busy.bind((HOST, 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = run_cli("serve", trained_run.path, "--host", HOST, "--port", port, timeout=120)
+    assert r.returncode == 2, f"exit {r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}"
+    assert "Traceback" not in r.stderr and "serving" not in r.stdout, r.stdout + r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert line.startswith(f"mnistlab: error: --port {port}: already in use on {HOST}"), line
+
+
+def test_an_address_not_of_this_machine_is_a_usage_error(trained_run):
+    # 192.0.2.1 is TEST-NET-1 (RFC 5737): documentation only, never an address of this machine.
+    with pytest.raises(UsageError, match=r"^host='192\.0\.2\.1': not an address of this machine"):
+        serve(trained_run.path, host="192.0.2.1", port=0)
+
+
+def test_port_0_serves_on_a_free_port_and_prints_it(trained_run, tmp_path):
+    with served(trained_run.path, tmp_path / "serve.log", port=0) as server:
+        assert server.port != 0
+        [line] = [line for line in server.log_text().splitlines() if "serving" in line]
+        assert line == f"mnistlab: serving {trained_run.path} at http://{HOST}:{server.port}/  (Ctrl-C to stop)"
+        with urllib.request.urlopen(server.url + "/api/model", timeout=10) as r:
+            assert json.load(r)["recipe"] == "cnn"
 
 
 def test_blank_image_is_a_record_without_a_digit(client, trained_run):

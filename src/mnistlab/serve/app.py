@@ -262,23 +262,24 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, allow_
         sock.listen(2048)  # uvicorn's default backlog
     except OverflowError:  # a port outside 0..65535
         sock.close()
-        raise UsageError(f"port {port} is not a port number; choose one between 0 and 65535 with --port") from None
+        raise UsageError("not a port number; choose one between 0 and 65535", param="port", value=port) from None
     except OSError as exc:
         sock.close()
         code = f"Errno {exc.errno}"
+        # Named by the Python parameter (host=, port=); the CLI shows them as --host and --port.
         if isinstance(exc, socket.gaierror):
-            message = f"cannot listen on {host!r}: not a known host name or address ({exc.strerror}); check --host"
+            param, value, problem = "host", host, f"not a known host name or address ({exc.strerror})"
         elif exc.errno == errno.EADDRINUSE:
-            message = (f"port {port} on {host} is already in use ({code}); choose another with --port, "
-                       "or stop the program using it")
+            param, value, problem = "port", port, (f"already in use on {host} ({code}); choose another port, "
+                                                   "or stop the program using it")
         elif exc.errno in (errno.EACCES, errno.EPERM):
-            message = (f"port {port} on {host}: permission denied ({code}); choose another with --port "
-                       "(ports below 1024 need privileges)")
+            param, value, problem = "port", port, (f"permission denied on {host} ({code}); choose another port "
+                                                   "(ports below 1024 need privileges)")
         elif exc.errno == errno.EADDRNOTAVAIL:
-            message = f"cannot listen on {host}: not an address of this machine ({code}); choose another with --host"
+            param, value, problem = "host", host, f"not an address of this machine ({code}); choose another"
         else:
-            message = f"cannot listen on port {port} of {host}: {exc.strerror or exc} ({code})"
-        raise UsageError(message) from None
+            param, value, problem = "port", port, f"cannot listen on {host}: {exc.strerror or exc} ({code})"
+        raise UsageError(problem, param=param, value=value) from None
     try:
         app = create_app(load_run(run_dir, allow_partial=allow_partial))
         port = sock.getsockname()[1]
