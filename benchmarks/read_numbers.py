@@ -311,7 +311,8 @@ def accuracy_report(run, samples: list[NumberSample]) -> None:
         if not len(ix):
             continue
         r, b = read_ok[ix].mean(), bound_ok[ix].mean()
-        print(f"| {key} | {len(ix)} | {r:.1%} | {b:.1%} | {r / b if b else float('nan'):.1%} | {count_ok[ix].mean():.1%} |")
+        ratio = r / b if b else float("nan")
+        print(f"| {key} | {len(ix)} | {r:.1%} | {b:.1%} | {ratio:.1%} | {count_ok[ix].mean():.1%} |")
     print(f"\nsingle digits under the bound: {digit_ok.mean():.2%} of {len(digit_ok)}; "
           f"read: {np.median(seconds) * 1e3:.0f} ms median per number (wall, decoding included)")
     return got
@@ -332,7 +333,8 @@ def speed_report(run, count: int, seed: int, mnist, fonts: list[Path]) -> None:
         cpu.append(time.process_time() - c)
         wall.append(time.perf_counter() - t)
         right += "".join(str(int(np.argmax(q))) for q in reading.probabilities) == p.text
-    print(f"speed: {count} photos 1600x600 of 6-digit numbers ({'/'.join(sorted({p.data[:3].hex() for p in photos}))}): "
+    kinds = "/".join(sorted({"JPEG" if p.data[:2] == b"\xff\xd8" else "PNG" for p in photos}))
+    print(f"speed: {count} photos 1600x600 of 6-digit numbers ({kinds}): "
           f"CPU {statistics.median(cpu) * 1e3:.1f} ms median (max {max(cpu) * 1e3:.0f}), "
           f"wall {statistics.median(wall) * 1e3:.1f} ms median; read right {right}/{count}; "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
@@ -380,7 +382,8 @@ def main() -> None:
             print("\nmistakes: index, true, read, source, touching, notes")
             for i, (g, s) in enumerate(zip(got, samples)):
                 if g != s.text:
-                    print(f"  {i:4d}  {s.text:>8} {str(g):>9}  {s.source:5s} {'T' if s.touching else ' '} {' '.join(s.notes)}")
+                    mark = "T" if s.touching else " "
+                    print(f"  {i:4d}  {s.text:>8} {str(g):>9}  {s.source:5s} {mark} {' '.join(s.notes)}")
     if args.speed:
         speed_report(run, args.speed, args.seed, mnist, fonts)
 

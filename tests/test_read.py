@@ -6,8 +6,6 @@ import base64
 import io
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,6 +13,8 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 import mnistlab
+from helpers import encode_png as png
+from helpers import png_declaring, run_cli
 from mnistlab.errors import UsageError
 from mnistlab.reading import format_table, read, read_paths
 from mnistlab.serve import create_app
@@ -72,12 +72,6 @@ def touching(glyphs, a: int, b: int, height: int = 90) -> Image.Image:
     region = layer[60: 60 + height, 60 + shift - 0: 60 + shift + right.shape[1]]
     np.maximum(region, right, out=region)
     return Image.fromarray(np.clip(238 - 213 * layer, 0, 255).astype(np.uint8), "L")
-
-
-def png(im: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 @pytest.mark.parametrize("text", ["42", "1905", "3141592", "80217365"])
@@ -192,9 +186,7 @@ def test_low_confidence_and_the_table(trained_run, glyphs, tmp_path):
 
 
 def cli(*args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", "mnistlab.cli", "read", *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=300)
+    return run_cli("read", *args, timeout=300)
 
 
 def test_cli_json_table_annotate_and_bad_files(trained_run, glyphs, tmp_path):
@@ -206,7 +198,7 @@ def test_cli_json_table_annotate_and_bad_files(trained_run, glyphs, tmp_path):
     (folder / "notes.png").write_text("not an image")
     (folder / "empty.png").write_bytes(b"")
     huge = tmp_path / "huge.png"
-    Image.new("1", (8000, 6000), 1).save(huge)  # 48 megapixels: refused from its header
+    huge.write_bytes(png_declaring(8000, 6000))  # 48 megapixels: refused from its header
     r = cli(trained_run.path, folder, huge, "--json", "--annotate", tmp_path / "seen")
     assert r.returncode == 2, r.stderr
     records = {os.path.basename(x["file"]): x for x in json.loads(r.stdout)}
@@ -243,7 +235,8 @@ def test_http_read_matches_the_python_api(client, trained_run, glyphs):
     assert a.status_code == b.status_code == 200
     ra, rb = a.json(), b.json()
     assert ra["text"] == rb["text"] == "4096"
-    assert ra["file"] == "n.png" and set(ra) == KEYS | {"size"} and ra["size"] == list(Image.open(io.BytesIO(data)).size)
+    assert ra["file"] == "n.png" and set(ra) == KEYS | {"size"}
+    assert ra["size"] == list(Image.open(io.BytesIO(data)).size)
     [api] = read(trained_run, data)
     assert [d["box"] for d in ra["digits"]] == [d["box"] for d in api["digits"]]
     assert ra["confidence"] == pytest.approx(api["confidence"], abs=1e-6)
@@ -258,7 +251,5 @@ def test_http_read_refuses_what_predict_refuses(client):
     assert client.post("/api/read", files={"file": ("x.png", b"", "image/png")}).status_code == 400
     assert client.post("/api/read", content=b"x", headers={"content-type": "text/plain"}).status_code == 415
     assert client.post("/api/read", json={"image": "%%%"}).status_code == 400
-    bomb = io.BytesIO()
-    Image.new("1", (8000, 6000), 1).save(bomb, format="PNG")
-    r = client.post("/api/read", files={"file": ("bomb.png", bomb.getvalue(), "image/png")})
+    r = client.post("/api/read", files={"file": ("bomb.png", png_declaring(8000, 6000), "image/png")})
     assert r.status_code == 400 and "too large" in r.json()["detail"]

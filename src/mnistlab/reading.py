@@ -2,25 +2,25 @@
 
 How a picture becomes a number (`read`, `mnistlab read`, `POST /api/read`):
 
-1. The picture is loaded as `_img.load_image` loads it, reduced (box average) to at most `WORK_LONG` pixels
-   on its longer side, and turned into an ink map exactly as `_img.preprocess` does for one digit:
-   polarity from the paper's median, uneven light and shadows removed by a grey opening, ink strength
-   relative to the paper, Otsu's threshold near the likely ink.
-2. Ruled lines and underlines are removed: long horizontal runs of ink (`RULE_LENGTH`), except where a
-   stroke crosses them (where the ink is thicker than the line).
+1. The picture is loaded as `images.load_image` loads it, reduced (box average) to at most `WORK_LONG` pixels
+   on its longer side, and turned into an ink map as `images.preprocess` does for one digit: polarity from
+   the paper's median, uneven light and shadows removed by a grey opening, ink strength relative to the
+   paper, Otsu's threshold near the likely ink.
+2. Ruled lines and underlines are removed: long horizontal runs of ink (`RULE_LENGTH`, allowing a slight
+   slant), only where the ink is thinner than a pen stroke, so the strokes crossing them stay.
 3. Connected components (scipy.ndimage.label, 8-connected). Strips along the picture's sides (a desk, a
    shadow's rim), specks (`SPECK_AREA`) and ink away from the line of writing are dropped. The height of
-   the writing, `H`, is the median height of the large components; pieces much shorter than that (the
-   separate bar of a 5 or a 7, a dot) are not digits and join the piece they stand over.
-4. Over-segmentation: a piece wider than `SPLIT_WIDTH` H may be touching digits, so it is cut at the
-   minima of its column projection (where the fewest ink pixels cross), up to `MAX_CUTS` cuts.
+   the writing, `H`, is the median height of the large components; a piece much shorter than that (the
+   lifted bar of a 5, the crossbar of a 7) joins the digit it stands over, and a dot or a speck is dropped.
+4. Over-segmentation: a piece wider than `SPLIT_WIDTH` times the number's typical digit width may be
+   touching digits, so it is cut along the least-ink paths from top to bottom, up to `MAX_CUTS` of them.
 5. Recognition-based choice: every run of up to `MAX_SPAN` neighbouring pieces that could be one digit is
-   rendered MNIST-style (`images` step 6-8: strength ramp, thin strokes thickened, 20 px box, centre of
+   rendered MNIST-style (`images._render`: strength ramp, thin strokes thickened, 20 px box, centre of
    mass) and classified in one batch; a Viterbi pass picks the partition of the pieces into digits that
-   maximises the sum of log confidences, minus costs for what a digit rarely is (wider than it is tall,
-   made by cutting through several strokes, with a clear gap inside it, overlapping its neighbour).
-   So a digit of strokes that do not touch (4, 5, 7) stays one digit when the model reads the whole
-   better than the parts, and touching digits are split where the model reads both halves confidently.
+   maximises the sum of log confidences, less costs for what a digit rarely is (much wider than the others,
+   a fragment much shorter than the writing, with a clear gap inside it, made by cutting through strokes,
+   overlapping its neighbour). So a digit of strokes that do not touch stays one digit when the model reads
+   the whole better than the parts, and touching digits are split where the model reads both parts well.
 
 The answer's confidence is the product of its digits' confidences: with calibrated digits, the chance that
 the whole number is right.
