@@ -5,8 +5,9 @@ The Python API mirrors the command line:
     load_data(dataset="mnist", data_dir=None)        ((x_train, y_train), (x_test, y_test)) as uint8 arrays
     train(recipe="cnn", dataset="mnist", *, ...)      train, evaluate, write a run directory; returns a Run
     resume_run(run_dir, *, ...)                       continue an interrupted run
+    finetune(run_dir, images, *, out=None, ...)       teach a run a person's hand from labelled pictures
     load_run(run_dir)                                 open a run directory: .settings, .status, .metrics, .model
-    evaluate(run_dir, data_dir=None)                  re-score a run on its test set
+    evaluate(run_dir, data_dir=None, *, images=None)  re-score a run on its test set or a labelled folder
     predict(run, images, *, ...)                      one record per image (paths, PIL images, arrays, bytes)
     read(run, images, *, ...)                         the number written on one line in each image, one record each
     preprocess(image)                                 a picture of a digit -> MNIST-style 28x28 floats
@@ -31,6 +32,7 @@ _API = {
     "load_data": ("data", "load_data"),
     "train": ("training", "train"),
     "resume_run": ("training", "resume_run"),
+    "finetune": ("training", "finetune"),
     "load_run": ("runs", "load_run"),
     "Run": ("runs", "Run"),
     "RunSettings": ("runs", "RunSettings"),

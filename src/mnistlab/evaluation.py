@@ -29,17 +29,52 @@ def evaluate_model(model: Any, x_test: np.ndarray, y_test: np.ndarray, class_nam
     return result, proba
 
 
-def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None) -> dict[str, Any]:
-    """Reload a run's model and score it on the test set of the dataset it was trained on."""
+def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None, *, images: str | Path | None = None,
+                 plots: str | Path | None = None) -> dict[str, Any]:
+    """Score a run's model on the test set of its dataset, or on a labelled folder of pictures (`images`).
+
+    `images` is a folder in the Keras layout (DIR/0/*.png ... DIR/9/*.png), read as `predict` reads pictures;
+    the report then also lists the worst mistakes, and its figures (confusion matrix, most confident
+    mistakes) are written to `plots` (default: RUN/evaluations/<folder name>/).
+    """
+    run = runs.load_run(run_dir)
+    if images is not None:
+        return _evaluate_folder(run, Path(images), plots)
     from .data import load_dataset
 
-    run = runs.load_run(run_dir)
     data = load_dataset(run.settings.dataset, data_dir, splits=("test",), remember=data_dir is not None)
     result, _ = evaluate_model(run.model, data.x_test, data.y_test, run.class_names)
+    return _report(run, f"{run.settings.dataset} test set", result)
+
+
+def _report(run: runs.Run, source: str, result: dict[str, Any]) -> dict[str, Any]:
     cm = np.asarray(result["confusion_matrix"])
     return {
-        "run_dir": str(run.path), "recipe": run.settings.recipe, "dataset": run.settings.dataset,
-        "status": run.status.value, "test_images": int(len(data.y_test)),
+        "run_dir": str(run.path), "recipe": run.settings.recipe, "dataset": run.settings.dataset, "source": source,
+        "status": run.status.value, "test_images": int(cm.sum()),
         **result, "per_class": M.per_class_report(cm, run.class_names),
         "recorded_test_accuracy": run.metrics.get("test_accuracy"),
     }
+
+
+def _evaluate_folder(run: runs.Run, folder: Path, plots: str | Path | None) -> dict[str, Any]:
+    from . import plots as P
+    from .labelled import read_labelled_folder
+
+    labelled = read_labelled_folder(folder, run.class_names)
+    proba = run.predict_proba(labelled.x)
+    y, y_pred = labelled.y, proba.argmax(axis=1)
+    p = np.clip(proba[np.arange(len(y)), y], 1e-7, 1.0)
+    cm = M.confusion_matrix(y, y_pred, len(run.class_names))
+    result = {"test_loss": float(-np.mean(np.log(p))), "test_accuracy": M.accuracy(y, y_pred),
+              "per_class_accuracy": dict(zip(run.class_names, M.per_class_accuracy(cm))),
+              "confusion_matrix": cm.tolist()}
+    wrong = np.flatnonzero(y_pred != y)
+    worst = wrong[np.argsort(-proba[wrong, y_pred[wrong]], kind="stable")]
+    mistakes = [{"file": str(labelled.files[i]), "true": run.class_names[y[i]], "predicted": run.class_names[y_pred[i]],
+                 "confidence": float(proba[i, y_pred[i]])} for i in worst]
+    out = Path(plots) if plots is not None else runs.evaluation_dir(run.path, folder)
+    figures = {"confusion_matrix": str(P.confusion_matrix_plot(cm, run.class_names, out / "confusion_matrix.png")),
+               "mistakes": str(P.confident_mistakes(labelled.x, y, proba, run.class_names,
+                                                   out / "confident_mistakes.png"))}
+    return {**_report(run, str(folder), result), "mistakes": mistakes, "plots": figures}

@@ -7,6 +7,7 @@ A run directory holds
     history.csv    what Keras recorded per epoch (epochs counted from 1, as the console and plots do)
     plots/         every figure of the run
     checkpoint/    while training: the model after the last finished epoch, and state.json naming it
+    evaluations/   figures of `evaluate --images DIR`, one folder per DIR
 
 Its life: `prepare_run_dir` chooses the folder, `start_run` writes the settings with status "training",
 `Checkpoint.save` runs after every epoch, `mark_interrupted` on Ctrl-C, `finish_run` writes the model,
@@ -20,7 +21,7 @@ import datetime as _dt
 import enum
 import json
 import shutil
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Sequence
@@ -39,6 +40,7 @@ HISTORY_FILE = "history.csv"
 PLOTS_DIR = "plots"
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_STATE = "state.json"
+EVALUATIONS_DIR = "evaluations"
 RETRAIN = "train it again with `mnistlab train --out DIR --force`"
 PLOT_FILES = {
     "curves": "curves.png",
@@ -71,25 +73,31 @@ class RunSettings:
     class_names: tuple[str, ...]
     data_sha256: Mapping[str, str]  # data file name -> SHA-256 of its decompressed content
     format: int = FORMAT_VERSION
+    # For a run made by `finetune`: the run it started from and the pictures it was tuned on (see training.finetune).
+    finetune: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "class_names", tuple(self.class_names))
         object.__setattr__(self, "data_sha256", MappingProxyType(dict(self.data_sha256)))
+        if self.finetune is not None:
+            object.__setattr__(self, "finetune", MappingProxyType(dict(self.finetune)))
 
     def to_json(self) -> dict[str, Any]:
         """The settings as metrics.json stores them."""
         return {**{f.name: getattr(self, f.name) for f in fields(self)}, "class_names": list(self.class_names),
-                "data_sha256": dict(self.data_sha256)}
+                "data_sha256": dict(self.data_sha256),
+                "finetune": dict(self.finetune) if self.finetune is not None else None}
 
     @classmethod
     def from_json(cls, record: Mapping[str, Any], where: Path) -> "RunSettings":
         """The settings from a metrics.json object; a missing or mistyped field is a RunError naming it."""
         types = {"recipe": str, "dataset": str, "epochs": int, "batch_size": int, "seed": int, "limit": (int, type(None)),
-                 "ensemble": int, "class_names": list, "data_sha256": dict, "format": int}
+                 "ensemble": int, "class_names": list, "data_sha256": dict, "format": int,
+                 "finetune": (dict, type(None))}
         values = {}
         for f in fields(cls):
             if f.name not in record:
-                if f.name == "format":
+                if f.default is not MISSING:  # added after format 1's first runs: absent means the default
                     continue
                 raise RunError(f"{where}: {METRICS_FILE} lacks {f.name!r}; {RETRAIN}")
             value = record[f.name]
@@ -199,6 +207,11 @@ def prepare_run_dir(out: str | Path | None, recipe: str, force: bool) -> Path:
         raise UsageError("directory exists and is not empty; choose another or overwrite it (force=True, "
                          "the CLI's --force)", param="out", value=path)
     return path
+
+
+def evaluation_dir(path: Path, images: Path) -> Path:
+    """Where `evaluate --images DIR` keeps its figures for a run: RUN/evaluations/<DIR's name>/."""
+    return path / EVALUATIONS_DIR / (images.resolve().name or "images")
 
 
 def _now() -> str:
@@ -401,4 +414,7 @@ def resume_point(path: str | Path) -> tuple[RunSettings, dict[str, Any], list[di
     if _status(metrics, path) is RunStatus.COMPLETE:
         raise UsageError("this run already finished; nothing to resume", param="resume", value=path)
     settings = RunSettings.from_json(metrics, path)
+    if settings.finetune is not None:
+        raise UsageError("a fine-tuning run is not resumable (it takes about a minute); run finetune again",
+                         param="resume", value=path)
     return settings, {**metrics, "status": RunStatus.TRAINING.value}, Checkpoint(path).read()

@@ -265,3 +265,115 @@ def _fit_run(spec: Recipe, settings: runs.RunSettings, header: dict, data: Any, 
             evaluate_model(m, data.x_test, data.y_test, list(settings.class_names))[0]["test_accuracy"] for m in members]
     return runs.finish_run(run_dir, header, model, histories, results, x_test=data.x_test, y_test=data.y_test,
                            proba=proba, warn=log)
+
+
+# Fine-tuning settings, chosen on the development sets of benchmarks/finetune.py (font "writers", never MNIST's
+# test set): a small learning rate and MNIST images mixed in one-for-one keep what the model knew of MNIST,
+# while each epoch shows the user's pictures (augmented) at least FINETUNE_MIN_SHOWN times in all.
+FINETUNE_EPOCHS = 8
+FINETUNE_LEARNING_RATE = 3e-4
+FINETUNE_BATCH_SIZE = 32
+FINETUNE_MIN_SHOWN = 512
+FINETUNE_VALIDATION = 0.2  # of each class's pictures, once every class has at least FINETUNE_MIN_FOR_VALIDATION
+FINETUNE_MIN_FOR_VALIDATION = 5
+
+
+def _finetune_split(y: np.ndarray, classes: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, validation): a fifth of each class held out once every class has 5 pictures, else none."""
+    counts = np.bincount(y, minlength=classes)
+    present = counts[counts > 0]
+    if present.min() < FINETUNE_MIN_FOR_VALIDATION:
+        return np.arange(len(y)), np.zeros(0, np.int64)
+    val = [rng.permutation(np.flatnonzero(y == c))[: max(1, round(FINETUNE_VALIDATION * n))]
+           for c, n in enumerate(counts) if n]
+    val_idx = np.sort(np.concatenate(val))
+    return np.setdiff1d(np.arange(len(y)), val_idx), val_idx
+
+
+def finetune(run_dir: str | Path, images: str | Path, *, out: str | Path | None = None,
+             epochs: int = FINETUNE_EPOCHS, learning_rate: float = FINETUNE_LEARNING_RATE, seed: int = 1,
+             force: bool = False, data_dir: str | Path | None = None, verbose: int | str = "auto",
+             log: Log = _stderr) -> runs.Run:
+    """Fine-tune a trained run on a person's labelled pictures (DIR/0/*.png ...); writes a new run directory.
+
+    A few pictures per class is the normal case. What the model knew of MNIST is kept by a small learning
+    rate and by mixing as many MNIST training images as user pictures into every epoch; the user's pictures are
+    augmented (small rotations, shifts, zoom). A fifth of each class is held out for validation when every
+    class has at least 5 pictures. The new run is an ordinary run directory (evaluate, predict and serve take
+    it) whose settings record the source run and the pictures (`settings.finetune`).
+    """
+    from .data import load_dataset
+    from .labelled import read_labelled_folder
+
+    source = runs.load_run(run_dir, allow_partial=False)
+    if source.settings.ensemble > 1:
+        raise UsageError("is an ensemble; fine-tune a single-model run (train one without ensemble)",
+                         param="run_dir", value=run_dir)
+    epochs = _check_int("epochs", epochs, 1, MAX_EPOCHS)
+    seed = _check_int("seed", seed, 0, 2**32 - 1)
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not 0 < learning_rate < 1:
+        raise UsageError("must be a number between 0 and 1 (exclusive)", param="learning_rate", value=learning_rate)
+    spec = get_recipe(source.settings.recipe)
+    out_dir = runs.prepare_run_dir(out, f"{spec.name}-finetuned", force)
+    labelled = read_labelled_folder(images, source.class_names)
+    data = load_dataset(source.settings.dataset, data_dir, remember=data_dir is not None)
+    keras = import_keras()
+
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    classes = len(source.class_names)
+    train_idx, val_idx = _finetune_split(labelled.y, classes, rng)
+    model = source.model
+    before = evaluate_model(model, labelled.x[val_idx], labelled.y[val_idx], source.class_names)[0] if len(val_idx) else None
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=model.loss, metrics=["accuracy"])
+    augment = keras.Sequential([keras.layers.RandomRotation(0.04, fill_mode="constant"),
+                                keras.layers.RandomTranslation(0.08, 0.08, fill_mode="constant"),
+                                keras.layers.RandomZoom(0.1, fill_mode="constant")], name="finetune_augment")
+    record = {"from": str(Path(run_dir)), "from_test_accuracy": source.metrics.get("test_accuracy"),
+              "images": str(Path(images)), "per_class": labelled.per_class(classes),
+              "train_pictures": int(len(train_idx)), "validation_pictures": int(len(val_idx)),
+              "learning_rate": learning_rate, "mnist_mixed_per_picture": 1}
+    settings = runs.RunSettings(recipe=spec.name, dataset=source.settings.dataset, epochs=epochs,
+                                batch_size=FINETUNE_BATCH_SIZE, seed=seed, limit=None, ensemble=1,
+                                class_names=source.class_names, data_sha256=data.sha256, finetune=record)
+    header = runs.start_run(out_dir, settings, {
+        "train_images": int(len(train_idx)), "backend": keras.backend.backend(), "versions": backend_versions(),
+        "data_dir": str(data.directory)})
+    log(f"mnistlab: fine-tuning {run_dir} on {len(train_idx)} pictures from {images} "
+        f"({len(val_idx)} held out for validation), {epochs} epoch(s); run directory {out_dir}")
+    x_user, y_user = labelled.x[train_idx], labelled.y[train_idx]
+    repeats = max(1, math.ceil(FINETUNE_MIN_SHOWN / len(x_user)))
+    kwargs = {}
+    if len(val_idx):
+        kwargs["validation_data"] = (runs.to_model_input(model, labelled.x[val_idx]),
+                                     _labels_for(spec, labelled.y[val_idx]))
+    verbose = _resolve_verbose(verbose)
+    callbacks = [_progbar(epochs)] if verbose else []
+    history: dict[str, list[float]] = {}
+    start = time.perf_counter()
+    try:
+        for epoch in range(epochs):
+            shown = np.repeat(x_user, repeats, axis=0)
+            shown = np.asarray(augment(shown[..., None], training=True))[..., 0]
+            mixed = rng.choice(len(data.x_train), size=len(shown), replace=False)
+            x = np.concatenate([shown, data.x_train[mixed].astype(np.float32) / 255.0])
+            y = np.concatenate([np.repeat(y_user, repeats), data.y_train[mixed]])
+            order = epoch_order(seed, epoch, len(x))
+            h = model.fit(runs.to_model_input(model, x[order]), _labels_for(spec, y[order]),
+                          batch_size=FINETUNE_BATCH_SIZE, initial_epoch=epoch, epochs=epoch + 1, shuffle=False,
+                          verbose=verbose, callbacks=callbacks, **kwargs)
+            for k, v in h.history.items():
+                history.setdefault(k, []).extend(float(a) for a in v)
+    except KeyboardInterrupt:
+        runs.mark_interrupted(out_dir, header)
+        log(f"mnistlab: interrupted; run finetune again (it keeps no checkpoint): {out_dir} is left unfinished")
+        raise
+    seconds = time.perf_counter() - start
+    result, proba = evaluate_model(model, data.x_test, data.y_test, list(settings.class_names))
+    results = {"train_seconds": round(seconds, 3), "images_per_second": round(2 * len(x_user) * repeats * epochs / seconds, 1),
+               "params": int(model.count_params()), "train_accuracy": history.get("accuracy", [None])[-1], **result}
+    if len(val_idx):
+        after = evaluate_model(model, labelled.x[val_idx], labelled.y[val_idx], source.class_names)[0]
+        results["finetune_validation_accuracy"] = {"before": before["test_accuracy"], "after": after["test_accuracy"]}
+    return runs.finish_run(out_dir, header, model, [history], results, x_test=data.x_test, y_test=data.y_test,
+                           proba=proba, warn=log)

@@ -1,0 +1,127 @@
+"""Your own labelled pictures: evaluating on a folder in the Keras layout, and fine-tuning a run on it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mnistlab
+from helpers import on_paper, run_cli
+from mnistlab import runs
+from mnistlab.errors import UsageError
+
+
+def labelled_folder(root: Path, x: np.ndarray, y: np.ndarray, per_class: int) -> Path:
+    """root/<digit>/<n>.png pictures of real MNIST digits as dark ink on paper, `per_class` of each digit."""
+    for digit in range(10):
+        (root / str(digit)).mkdir(parents=True)
+        for n, i in enumerate(np.flatnonzero(y == digit)[:per_class]):
+            on_paper(x[i]).save(root / str(digit) / f"{n:02d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def mnist_pictures(data_dir):
+    # Training digits the shared run never saw (it trained on the first 6000): pictures a user might bring.
+    (x, y), _ = mnistlab.load_data(data_dir=data_dir)
+    return x[50000:], y[50000:]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, mnist_pictures):
+    return labelled_folder(tmp_path_factory.mktemp("labelled") / "mine", *mnist_pictures, per_class=6)
+
+
+def test_evaluate_on_a_labelled_folder(trained_run, folder, tmp_path):
+    r = run_cli("evaluate", trained_run.path, "--images", folder, "--json", "--plots", tmp_path / "plots")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["source"] == str(folder) and report["test_images"] == 60
+    cm = np.asarray(report["confusion_matrix"])
+    assert cm.shape == (10, 10) and cm.sum(axis=1).tolist() == [6] * 10
+    assert report["test_accuracy"] == pytest.approx(np.trace(cm) / 60)
+    assert report["test_accuracy"] > 0.7, "real MNIST digits on paper are mostly read right"
+    assert len(report["mistakes"]) == 60 - np.trace(cm)
+    for m in report["mistakes"]:
+        assert Path(m["file"]).parent.name == m["true"] != m["predicted"]
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["confident_mistakes.png", "confusion_matrix.png"]
+    text = run_cli("evaluate", trained_run.path, "--images", folder)
+    assert text.returncode == 0 and "precision" in text.stdout and f"{report['test_accuracy']:.2%}" in text.stdout
+    assert (trained_run.path / runs.EVALUATIONS_DIR / "mine" / "confusion_matrix.png").is_file()  # the default place
+
+
+def _broken(kind: str, root: Path, mnist_pictures) -> Path:
+    folder = labelled_folder(root / "mine", *mnist_pictures, per_class=2)
+    if kind == "empty-class":
+        for f in (folder / "3").iterdir():
+            f.unlink()
+    elif kind == "not-a-digit":
+        (folder / "x").mkdir()
+        (folder / "x" / "a.png").write_bytes((folder / "1" / "00.png").read_bytes())
+    elif kind == "unreadable":
+        (folder / "7" / "00.png").write_bytes(b"not a picture at all")
+    elif kind == "blank":
+        on_paper(np.zeros((28, 28), np.uint8)).save(folder / "5" / "00.png")
+    elif kind == "no-classes":
+        for sub in folder.iterdir():
+            for f in sub.iterdir():
+                f.rename(folder / f"{sub.name}-{f.name}")
+            sub.rmdir()
+    return folder
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("empty-class", "class folder .*3 holds no pictures"),
+    ("not-a-digit", "'x' is not a class of this model"),
+    ("unreadable", "00.png: not an image"),
+    ("blank", "00.png.*no digit"),
+    ("no-classes", "holds no class folders"),
+])
+@pytest.mark.parametrize("command", ["evaluate", "finetune"])
+def test_a_bad_labelled_folder_is_one_line_and_nothing_is_written(command, kind, message, trained_run, tmp_path,
+                                                                   mnist_pictures):
+    folder = _broken(kind, tmp_path, mnist_pictures)
+    out = tmp_path / "out"
+    args = ["--plots", out] if command == "evaluate" else ["--out", out]
+    r = run_cli(command, trained_run.path, "--images", folder, *args)
+    assert r.returncode == 2, r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert line.startswith("mnistlab: error: ") and "Traceback" not in r.stderr
+    import re
+
+    assert re.search(message, line), line
+    assert not out.exists()
+
+
+def test_finetune_writes_a_normal_run_that_learned_the_pictures(trained_run, folder, tmp_path, data_dir):
+    out = tmp_path / "tuned"
+    tuned = mnistlab.finetune(trained_run.path, folder, out=out, epochs=3, data_dir=data_dir, verbose=0,
+                              log=lambda msg: None)
+    assert tuned.complete and tuned.path == out
+    record = tuned.settings.finetune
+    assert record["from"] == str(trained_run.path) and record["images"] == str(folder)
+    assert record["per_class"] == [6] * 10 and record["validation_pictures"] == 10 and record["train_pictures"] == 50
+    gain = tuned.metrics["finetune_validation_accuracy"]
+    assert 0 <= gain["before"] <= 1 and 0 <= gain["after"] <= 1
+    # What it knew of MNIST is kept (a small learning rate, MNIST mixed in).
+    assert tuned.metrics["test_accuracy"] > trained_run.metrics["test_accuracy"] - 0.03
+    # A normal run directory: reloads, evaluates on its pictures, predicts.
+    again = mnistlab.load_run(out)
+    assert again.settings == tuned.settings
+    assert mnistlab.evaluate(out, images=folder, plots=tmp_path / "p")["test_accuracy"] >= 0.8
+    assert mnistlab.predict(out, [folder / "7" / "00.png"])[0]["digit"] is not None
+    for name in runs.PLOT_FILES.values():
+        assert (out / runs.PLOTS_DIR / name).is_file()
+    with pytest.raises(UsageError, match="already finished"):
+        mnistlab.resume_run(out)
+
+
+def test_finetune_refuses_bad_arguments_before_any_work(trained_run, folder, tmp_path):
+    with pytest.raises(ValueError, match=r"^learning_rate=2: must be a number between 0 and 1"):
+        mnistlab.finetune(trained_run.path, folder, out=tmp_path / "x", learning_rate=2)
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        mnistlab.finetune(trained_run.path, tmp_path / "nowhere", out=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
