@@ -333,7 +333,8 @@ def _render(mask: np.ndarray, strength: np.ndarray, other: np.ndarray, stroke: f
     from scipy import ndimage
 
     r = max(1, min(3, round(stroke / 2)))
-    near = ndimage.binary_dilation(mask, np.ones((2 * r + 1, 2 * r + 1), bool)) & ~(other & ~mask)
+    # A square maximum filter is separable: the same dilation as binary_dilation's, many times faster.
+    near = ndimage.maximum_filter(mask, size=2 * r + 1) & ~(other & ~mask)
     return _img._render(strength, near, stroke, floor, ink_level)
 
 
@@ -453,9 +454,9 @@ def _split_cost(a: _Piece, b: _Piece) -> float:
 
 
 def _classify(run: Any, x: np.ndarray) -> np.ndarray:
-    """Probabilities for a batch, padded to a few fixed sizes so the compiled model is not traced again."""
+    """Probabilities for a batch, padded to one of a few sizes so the compiled model is not traced again."""
     n = len(x)
-    size = next((s for s in (8, 32, 128, 256) if s >= n), n)
+    size = next((s for s in (8, 16, 32, 48, 64, 96, 128, 192, 256) if s >= n), n)
     if size > n:
         x = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), x.dtype)])
     return run.predict_proba(x)[:n]
