@@ -228,6 +228,15 @@ def render_sample(digit: int, font_path: Path | None, rng: np.random.Generator, 
     font = font_path.stem if font_path else "default"
     if big:
         notes.append("large")
+    return photograph(ink, rng, kind, digit, font, notes)
+
+
+def photograph(ink: np.ndarray, rng: np.random.Generator, kind: str, label: int = -1, font: str = "",
+               notes: list[str] | None = None) -> Sample:
+    """Picture ink coverage (h x w in [0, 1]) the way `kind` does: a phone photo, board, scan, canvas or RGBA."""
+    notes = [] if notes is None else notes
+    h, w = ink.shape
+    digit = label
 
     if kind in ("photo", "board", "scan"):
         if kind == "board":

@@ -16,7 +16,7 @@ from mnistlab.errors import ImageError, RunError, UsageError
 from mnistlab.images import preprocess
 from mnistlab.prediction import DEFAULT_MIN_CONFIDENCE, expand_paths, format_table, predict, predict_paths
 
-KEYS = {"file", "digit", "label", "confidence", "probabilities", "top", "low_confidence", "error", "no_digit"}
+KEYS = {"file", "digit", "label", "confidence", "probabilities", "top", "low_confidence", "error", "no_digit", "reason"}
 
 
 @pytest.fixture(scope="module")

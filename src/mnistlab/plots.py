@@ -126,6 +126,34 @@ def confident_mistakes(
     return _save(fig, path)
 
 
+def calibration_plot(raw: np.ndarray, calibrated: np.ndarray | None, y_true: np.ndarray, path: str | os.PathLike,
+                     title: str = "") -> Path:
+    """Reliability diagram: accuracy against confidence per bin, before and (if given) after temperature scaling."""
+    from .calibration import ECE_BINS, expected_calibration_error, reliability
+
+    plt = _pyplot()
+    fig, (ax, hist) = plt.subplots(2, 1, figsize=(5.5, 6.5), height_ratios=[3, 1], sharex=True)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    curves = [(raw, "raw softmax" if calibrated is not None else "raw softmax (no temperature fitted)", "tab:red")]
+    if calibrated is not None:
+        curves.append((calibrated, "calibrated", "tab:blue"))
+    for proba, name, colour in curves:
+        rows = reliability(proba, y_true)
+        ece = expected_calibration_error(proba, y_true)
+        ax.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], "o-", color=colour,
+                label=f"{name} (ECE {ece:.2%})")
+        hist.hist(proba.max(axis=1), bins=np.linspace(0, 1, ECE_BINS + 1), color=colour, alpha=0.5, label=name)
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(f"Reliability on the test set{': ' + title if title else ''} ({ECE_BINS} bins)")
+    hist.set_yscale("log")
+    hist.set_xlabel("confidence")
+    hist.set_ylabel("images")
+    return _save(fig, path)
+
+
 def sample_grid(
     images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], path: str | os.PathLike, per_class: int = 10,
 ) -> Path:

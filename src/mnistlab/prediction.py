@@ -1,8 +1,10 @@
 """Classifying a user's own digit images with a trained run: one record per image.
 
 The record (see docs/design.md) is the same from the Python API, `mnistlab predict --json` and the web
-API. An image that cannot be read, or holds no digit, gets a record with `error` set; the other images
-are still predicted, all in one model call.
+API. An image that cannot be read gets a record with `error` set; one that holds no digit (no ink, or a
+picture the run's not-a-digit detector refuses: a letter, a doodle, a photo) `digit` null, `no_digit` true
+and a `reason`. The other images are still predicted, all in one model call. Confidences are calibrated with
+the temperature the run fitted on held-out data (calibration.py).
 """
 
 from __future__ import annotations
@@ -17,18 +19,14 @@ import numpy as np
 from .errors import ImageError, NoDigitError, UsageError
 from .runs import Run, load_run
 
-# Below this confidence a prediction is flagged "LOW: check it". Measured with the default recipe (cnn, full
-# MNIST, 3 epochs, 98.62% test accuracy): accuracy of the predictions whose confidence falls in each band,
-#
-#   confidence           <0.5   0.5-0.6  0.6-0.7  0.7-0.8  0.8-0.9  0.9-0.95  0.95-0.99  >0.99
-#   MNIST test (10,000)   49%     66%      63%      73%      90%      98%       99%      100%
-#   handwriting (1,756)   51%     53%      72%      70%      82%      89%       97%      99.9%
-#
-# (handwriting: benchmarks/synth_digits.py, 8 pictures x 22 fonts x 10 digits, seed 1). Under 0.8 about one
-# prediction in three is wrong on both sets; from 0.8 up, at most one in five. At 0.8 the flag marks 2.9% of
-# MNIST digits (catching 101 of its 138 mistakes) and 13% of the handwriting pictures (85 of 134 mistakes);
-# 0.9 would flag 21% of the handwriting, too many for a flag to mean "look at this one".
-DEFAULT_MIN_CONFIDENCE = 0.8
+# Below this confidence an answer is flagged "LOW: check it". Confidences are calibrated (the temperature each
+# run fits on held-out digits, calibration.py), so a confidence says how often such an answer is right, the
+# same for every recipe: below 0.9 more than 1 answer in 10 is wrong. Measured on the 10,000 MNIST test
+# digits, calibrated: below 0.9, 27% of cnn's 436 answers and 31% of fast's 245 were wrong; from 0.9 up,
+# 0.21% and 0.23% (about 1 in 450). (Before calibration the raw softmax of
+# `fast` and `best`, trained with label smoothing, stayed under 0.9 even when right: the old 0.8 flag meant
+# something else for each recipe.) Measured in docs/benchmarks.md ("Honest answers").
+DEFAULT_MIN_CONFIDENCE = 0.9
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
@@ -65,22 +63,34 @@ def _name(image: Any, index: int) -> str:
     return os.fspath(image) if isinstance(image, (str, os.PathLike)) else f"<image {index}>"
 
 
+NOT_A_DIGIT = "not a digit"
+NO_INK = "no ink"
+
+
 def record(name: str, proba: np.ndarray | None, *, top: int = 3, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-           error: BaseException | None = None, class_names: Sequence[str] | None = None) -> dict[str, Any]:
-    """The prediction record for one image: from its probabilities, or from the error that stopped it.
+           error: BaseException | None = None, class_names: Sequence[str] | None = None,
+           refused: bool = False) -> dict[str, Any]:
+    """The prediction record for one image: from its (calibrated) probabilities, or from the error that stopped it.
 
     `digit` is the class index; `label` its name from the run's dataset ("7", or "Sneaker" for Fashion-MNIST).
+    `refused`: the not-a-digit detector turned the picture down; `digit` is then null and `top` and
+    `probabilities` say what the model would have guessed.
     """
     if proba is None:
+        no_digit = isinstance(error, NoDigitError)
         return {"file": name, "digit": None, "label": None, "confidence": None, "probabilities": None, "top": None,
-                "low_confidence": None, "error": str(error), "no_digit": isinstance(error, NoDigitError)}
+                "low_confidence": None, "error": str(error), "no_digit": no_digit,
+                "reason": NO_INK if no_digit else None}
     order = np.argsort(-proba, kind="stable")[: max(1, min(top, len(proba)))]
+    guesses = {"probabilities": [round(float(p), 6) for p in proba], "top": [[int(d), float(proba[d])] for d in order]}
+    if refused:
+        return {"file": name, "digit": None, "label": None, "confidence": None, **guesses, "low_confidence": None,
+                "error": "not a digit: this picture does not look like a handwritten digit", "no_digit": True,
+                "reason": NOT_A_DIGIT}
     confidence = float(proba[order[0]])
     label = class_names[order[0]] if class_names is not None else str(int(order[0]))
-    return {"file": name, "digit": int(order[0]), "label": label, "confidence": confidence,
-            "probabilities": [round(float(p), 6) for p in proba],
-            "top": [[int(d), float(proba[d])] for d in order],
-            "low_confidence": confidence < min_confidence, "error": None, "no_digit": False}
+    return {"file": name, "digit": int(order[0]), "label": label, "confidence": confidence, **guesses,
+            "low_confidence": confidence < min_confidence, "error": None, "no_digit": False, "reason": None}
 
 
 def _save_preprocessed(folder: Path, names: Sequence[str], digits: np.ndarray) -> None:
@@ -121,12 +131,26 @@ def predict(run_or_path: Run | str | os.PathLike, images: Any, *, top: int = 3,
             digits[i] = preprocess(item)
         except ImageError as exc:
             errors[i] = exc
-    proba = run.predict_proba(np.stack(list(digits.values()))) if digits else np.zeros((0, 10), np.float32)
+    x = np.stack(list(digits.values())) if digits else np.zeros((0, 28, 28), np.float32)
+    proba, refused = classify(run, x)
     by_index = dict(zip(digits, proba))
+    refused_at = dict(zip(digits, refused))
     if save_preprocessed is not None and digits:
         _save_preprocessed(Path(save_preprocessed), [names[i] for i in digits], np.stack(list(digits.values())))
     return [record(names[i], by_index.get(i), top=top, min_confidence=min_confidence, error=errors.get(i),
-                   class_names=run.class_names) for i in range(len(items))]
+                   class_names=run.class_names, refused=bool(refused_at.get(i, False))) for i in range(len(items))]
+
+
+def classify(run: Run, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated probabilities (N, 10) and not-a-digit refusals (N,) for preprocessed (N, 28, 28) images."""
+    from .calibration import apply_temperature
+
+    if not len(x):
+        return np.zeros((0, 10), np.float32), np.zeros(0, bool)
+    raw = run.predict_proba(x)
+    rejector = run.rejector
+    refused = rejector.refuse(x, raw) if rejector is not None else np.zeros(len(x), bool)
+    return apply_temperature(raw, run.temperature), refused
 
 
 def predict_paths(run_or_path: Run | str | os.PathLike, paths: Iterable[str | os.PathLike], *, top: int = 3,

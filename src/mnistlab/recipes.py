@@ -197,24 +197,24 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             name="fast",
             summary="strided Conv32-Conv64-Dense128 convnet, Adam with warm-up + cosine, label smoothing, "
-                    "3 epochs, batch 256: 99% in about half of cnn's time",
+                    "3 epochs, batch 256, 10% validation split: 99% in about half of cnn's time",
             build=_fast,
             input_shape=(28, 28, 1),
             epochs=3,
             batch_size=256,
             one_hot=True,
-            validation=None,
+            validation=0.1,  # held out to fit the temperature that calibrates its confidence
         ),
         Recipe(
             name="best",
             summary="BatchNorm convnet with in-graph augmentation (rotation, shift, zoom), label smoothing, "
-                    "warm-up + cosine, 15 epochs, batch 128: 99.6%+ test accuracy",
+                    "warm-up + cosine, 15 epochs, batch 128, 10% validation split: 99.6%+ test accuracy",
             build=_best,
             input_shape=(28, 28, 1),
             epochs=15,
             batch_size=128,
             one_hot=True,
-            validation=None,
+            validation=0.1,  # held out to fit the temperature that calibrates its confidence
         ),
     ]
 }

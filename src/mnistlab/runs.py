@@ -6,6 +6,7 @@ A run directory holds
     model.keras    the trained model (an ensemble is one model averaging its members' probabilities)
     history.csv    what Keras recorded per epoch (epochs counted from 1, as the console and plots do)
     plots/         every figure of the run
+    rejection.npz  the not-a-digit detector fitted at the end of training (rejection.py; absent in older runs)
     checkpoint/    while training: the model after the last finished epoch, and state.json naming it
     evaluations/   figures of `evaluate --images DIR`, one folder per DIR
 
@@ -37,6 +38,7 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
+REJECTION_FILE = "rejection.npz"
 PLOTS_DIR = "plots"
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_STATE = "state.json"
@@ -48,6 +50,7 @@ PLOT_FILES = {
     "confusion": "confusion_matrix.png",
     "mistakes": "confident_mistakes.png",
     "architecture": "architecture.png",
+    "calibration": "calibration.png",
 }
 
 
@@ -127,6 +130,7 @@ class Run:
     metrics: dict[str, Any]  # the whole metrics.json: settings, provenance and (once complete) results
     model_file: Path | None = None  # default: path / model.keras
     _model: Any = field(default=None, repr=False)
+    _rejector: Any = field(default=None, repr=False)
 
     @property
     def model(self) -> Any:
@@ -134,6 +138,28 @@ class Run:
         if self._model is None:
             self._model = load_model(self.model_file or self.path / MODEL_FILE)
         return self._model
+
+    @property
+    def temperature(self) -> float:
+        """The temperature fitted on held-out data at the end of training (1.0: none, e.g. an older run)."""
+        value = (self.metrics.get("calibration") or {}).get("temperature", 1.0)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else 1.0
+
+    @property
+    def rejector(self) -> Any:
+        """The not-a-digit detector (a rejection.Rejector) fitted with the run, or None for a run without one."""
+        if self._rejector is None:
+            file = self.path / REJECTION_FILE
+            if not file.is_file():
+                return None
+            from .rejection import Rejector
+
+            try:
+                self._rejector = Rejector.load(file)
+            except (OSError, ValueError, KeyError) as exc:
+                raise RunError(f"{file}: unreadable ({exc}); delete it to predict without refusals, or "
+                               f"{RETRAIN}") from exc
+        return self._rejector
 
     @property
     def class_names(self) -> list[str]:
@@ -220,7 +246,7 @@ def _now() -> str:
 
 def start_run(path: Path, settings: RunSettings, provenance: Mapping[str, Any]) -> dict[str, Any]:
     """Create (or, when forced, clear) the run directory and record its settings with status "training"."""
-    for name in [MODEL_FILE, HISTORY_FILE, METRICS_FILE]:
+    for name in [MODEL_FILE, HISTORY_FILE, METRICS_FILE, REJECTION_FILE]:
         (path / name).unlink(missing_ok=True)
     for name in [PLOTS_DIR, CHECKPOINT_DIR]:
         shutil.rmtree(path / name, ignore_errors=True)
@@ -248,7 +274,7 @@ def _write_history(path: Path, histories: Sequence[Mapping[str, Sequence[float]]
 
 def _write_plots(path: Path, model: Any, histories: Sequence[Mapping[str, Sequence[float]]], x_test: np.ndarray,
                  y_test: np.ndarray, proba: np.ndarray, confusion: Sequence[Sequence[int]], class_names: Sequence[str],
-                 title: str, warn: Callable[[str], None]) -> None:
+                 title: str, warn: Callable[[str], None], calibrated: np.ndarray | None = None) -> None:
     from . import plots
 
     d = path / PLOTS_DIR
@@ -258,6 +284,7 @@ def _write_plots(path: Path, model: Any, histories: Sequence[Mapping[str, Sequen
     plots.prediction_grid(x_test, y_test, proba.argmax(axis=1), class_names, d / f["predictions"])
     plots.confusion_matrix_plot(np.asarray(confusion), class_names, d / f["confusion"])
     plots.confident_mistakes(x_test, y_test, proba, class_names, d / f["mistakes"])
+    plots.calibration_plot(proba, calibrated, y_test, d / f["calibration"], title=title)
     try:
         plots.architecture(model, d / f["architecture"])
     except (FileNotFoundError, ImportError, OSError) as exc:
@@ -266,21 +293,26 @@ def _write_plots(path: Path, model: Any, histories: Sequence[Mapping[str, Sequen
 
 def finish_run(path: Path, header: Mapping[str, Any], model: Any, histories: Sequence[Mapping[str, Sequence[float]]],
                results: Mapping[str, Any], *, x_test: np.ndarray, y_test: np.ndarray, proba: np.ndarray,
-               warn: Callable[[str], None]) -> Run:
+               warn: Callable[[str], None], calibrated: np.ndarray | None = None, rejector: Any = None) -> Run:
     """Write the model, history, plots and results of a finished run, mark it complete and drop its checkpoint.
 
-    metrics.json is written last: until it says "complete", the run reads as unfinished.
+    `calibrated`: the test probabilities after temperature scaling (for the reliability diagram); `rejector`:
+    the fitted not-a-digit detector. metrics.json is written last: until it says "complete", the run reads as
+    unfinished.
     """
     settings = RunSettings.from_json(header, path)
     with atomic_path(path / MODEL_FILE) as tmp:
         model.save(tmp)
     _write_history(path / HISTORY_FILE, histories)
+    (path / REJECTION_FILE).unlink(missing_ok=True)
+    if rejector is not None:
+        rejector.save(path / REJECTION_FILE)
     _write_plots(path, model, histories, x_test, y_test, proba, results["confusion_matrix"], settings.class_names,
-                 f"{settings.recipe} on {settings.dataset}", warn)
+                 f"{settings.recipe} on {settings.dataset}", warn, calibrated)
     final = {**header, "status": RunStatus.COMPLETE.value, **results, "finished": _now()}
     write_json(path / METRICS_FILE, final)
     Checkpoint(path).remove()
-    return Run(path=path, settings=settings, status=RunStatus.COMPLETE, metrics=final, _model=model)
+    return Run(path=path, settings=settings, status=RunStatus.COMPLETE, metrics=final, _model=model, _rejector=rejector)
 
 
 # --- the checkpoint ---------------------------------------------------------------------------------------------

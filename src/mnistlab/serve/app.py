@@ -9,7 +9,9 @@
 `POST /api/predict` answers with the prediction record of docs/design.md, the same as `mnistlab predict
 --json`, plus one field for the page: `preprocessed`, the 28x28 image the model saw as a base64 PNG.
 A picture that was read but holds no digit is a result, not a client error: 200 with `digit` null,
-`no_digit` true and `error` "... no digit found ...", as `predict` reports it (the page shows "?").
+`no_digit` true and a `reason`: "no ink" (a blank picture; `error` "... no digit found ...") or "not a digit"
+(a letter, a doodle, a photo: the run's not-a-digit detector refused it), as `predict` reports it. The page
+says which.
 
 Every other client input gets a 4xx answer {"detail": message}, never a 500: bodies over 5 MB get 413
 (from Content-Length up front, or counted while a chunked body streams in), other content types 415,
@@ -157,6 +159,7 @@ def create_app(run: Run, *, max_pixels: int = MAX_PIXELS) -> Any:
     from .. import __version__
     from ..images import preprocess
     from ..prediction import DEFAULT_MIN_CONFIDENCE, record
+    from ..prediction import classify as predict_digits
     from ..reading import record as read_record
     from ..reading import segment
 
@@ -203,9 +206,9 @@ def create_app(run: Run, *, max_pixels: int = MAX_PIXELS) -> Any:
             return 200, {**record(name, None, error=NoDigitError(_named(exc, name))), "preprocessed": None}
         except ImageError as exc:
             return 400, {"detail": _named(exc, name)}
-        proba = run.predict_proba(digit[None])[0]
-        return 200, {**record(name, proba, min_confidence=DEFAULT_MIN_CONFIDENCE, class_names=run.class_names),
-                     "preprocessed": _png_base64(digit)}
+        proba, refused = predict_digits(run, digit[None])
+        return 200, {**record(name, proba[0], min_confidence=DEFAULT_MIN_CONFIDENCE, class_names=run.class_names,
+                              refused=bool(refused[0])), "preprocessed": _png_base64(digit)}
 
     @app.post("/api/predict")
     async def predict(request: Request) -> JSONResponse:

@@ -70,7 +70,11 @@ function renderBars(probabilities) {
 
 function show(result, ms) {
   if (result.digit === null || result.digit === undefined) {
-    showEmpty(result.no_digit ? "no digit found: draw bigger or darker" : (result.error || "no answer"));
+    if (result.reason === "not a digit") {
+      showEmpty("not a digit");
+    } else {
+      showEmpty(result.no_digit ? "no digit found: draw bigger or darker" : (result.error || "no answer"));
+    }
   } else {
     digitEl.textContent = String(result.digit);
     digitEl.classList.remove("empty");

@@ -1,0 +1,333 @@
+"""Knowing when a picture is not a digit: a small detector over the 28x28 input and the model's probabilities.
+
+The score of a picture is the log-odds, from a one-hidden-layer network in NumPy, that it is *not* one of the
+training images' kind. Its inputs (`features`) are things every inference engine gives: the preprocessed 28x28
+image (its coordinates in a PCA basis of the training digits and the squared distance from that basis, ink
+shape statistics) and the model's class probabilities (sorted log-probabilities). No layer inside the model is
+read, so the same score works for a Keras model, an ensemble or an exported one.
+
+It is fitted at the end of training (`fit`) on the run's training images (positives) against negatives drawn
+here, in pure NumPy and Pillow, at 28x28 (`negatives`): letters and symbols from Pillow's bundled font, strokes
+and doodles, blobs and filled shapes, textures, grids and ruled lines. Digits in the same font are positives
+too, so the detector learns shapes, not the font's style. The threshold is the score that refuses
+`REFUSE_SHARE` of held-out training digits (never the test set). Measured in docs/benchmarks.md
+(benchmarks/not_digits.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PCA_COMPONENTS = 40
+HIDDEN = 64
+# Share of held-out training digits the threshold refuses. Chosen on the development sets of benchmarks/
+# not_digits.py (seeds 100 and 200; never MNIST's test set): see docs/benchmarks.md.
+REFUSE_SHARE = 0.005
+MAX_NEGATIVES = 5000
+MAX_POSITIVES = 8000  # more adds fitting time (about 6 ms an image on 2 cores) and no measured skill
+# Characters that are (or are written like) digits are left out of the negatives: O, I, l, S, Z, B, g, ...
+LOOKALIKES = set("OoDQIilLjJ|SsZzBbgqG/\\()[]{}-_.,:;'`\"!TtYy")
+LETTERS = "".join(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz@#$%&*+=<>?~^" if c not in LOOKALIKES)
+FILE_KEYS = ("mean", "components", "variances", "feat_mean", "feat_std", "w1", "b1", "w2", "b2", "threshold")
+
+
+@dataclass(frozen=True)
+class Rejector:
+    """A fitted not-a-digit detector: PCA basis, feature scaling, network weights and the refusal threshold."""
+
+    mean: np.ndarray  # (784,) mean training image
+    components: np.ndarray  # (k, 784) PCA basis of the training images
+    variances: np.ndarray  # (k,) their variances
+    feat_mean: np.ndarray
+    feat_std: np.ndarray
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+    threshold: float  # a score above this is refused
+
+    def score(self, x: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        """Log-odds that each (N, 28, 28) image in [0, 1] with probabilities (N, 10) is not a digit."""
+        f = (features(x, proba, self.mean, self.components, self.variances) - self.feat_mean) / self.feat_std
+        return _forward(f, self.w1, self.b1, self.w2, self.b2)
+
+    def refuse(self, x: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        """Whether each image is refused as not a digit."""
+        return self.score(x, proba) > self.threshold
+
+    def save(self, path: Path) -> None:
+        """Write the detector to an .npz file atomically."""
+        from .fsutil import atomic_path
+
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **{k: np.asarray(getattr(self, k)) for k in FILE_KEYS})
+
+    @classmethod
+    def load(cls, path: Path) -> "Rejector":
+        """Read a detector written by `save`."""
+        with np.load(path, allow_pickle=False) as z:
+            values = {k: np.asarray(z[k], np.float32) for k in FILE_KEYS}
+        return cls(**{**values, "threshold": float(values["threshold"])})
+
+
+def _shape_stats(x: np.ndarray) -> np.ndarray:
+    """Ink statistics of (N, 28, 28) images: stroke width, box fill, mass, solid share, rows and columns, pieces."""
+    m = x > 0.35
+    area = m.sum((1, 2)).astype(np.float32) + 1e-6
+    mi = m.astype(np.int8)
+    perimeter = np.abs(np.diff(mi, axis=1)).sum((1, 2)) + np.abs(np.diff(mi, axis=2)).sum((1, 2))
+    rows, cols = m.any(2).sum(1), m.any(1).sum(1)
+    # Crossings along the middle row and column: how many strokes a line through the digit meets.
+    cross_r = np.abs(np.diff(mi[:, 14, :], axis=1)).sum(1) / 2
+    cross_c = np.abs(np.diff(mi[:, :, 14], axis=1)).sum(1) / 2
+    return np.stack([2 * area / np.maximum(perimeter, 1), area / np.maximum(rows * cols, 1), x.sum((1, 2)) / 100,
+                     (x > 0.9).sum((1, 2)) / area, rows / 20, cols / 20, cross_r, cross_c], 1).astype(np.float32)
+
+
+def features(x: np.ndarray, proba: np.ndarray, mean: np.ndarray, components: np.ndarray,
+             variances: np.ndarray) -> np.ndarray:
+    """The detector's inputs for (N, 28, 28) images and their (N, 10) probabilities."""
+    flat = x.reshape(len(x), -1).astype(np.float32) - mean
+    z = flat @ components.T
+    residual = np.maximum((flat * flat).sum(1) - (z * z).sum(1), 0)
+    logp = np.log(np.clip(np.sort(proba, axis=1)[:, ::-1], 1e-12, 1.0)).astype(np.float32)
+    return np.concatenate([z / np.sqrt(variances), np.log1p(residual)[:, None], logp[:, :4],
+                           _shape_stats(x.reshape(-1, 28, 28))], 1)
+
+
+def _forward(f: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray) -> np.ndarray:
+    h = np.maximum(f @ w1 + b1, 0)
+    return (h @ w2 + b2)[:, 0]
+
+
+# --- negatives ----------------------------------------------------------------------------------------------------
+
+
+def _frame(ink: np.ndarray) -> np.ndarray:
+    """Crop ink coverage to its box, fit the longer side to 20 px and centre it by mass in 28x28 (as MNIST)."""
+    from PIL import Image
+
+    rows, cols = np.flatnonzero(ink.max(1) > 0.05), np.flatnonzero(ink.max(0) > 0.05)
+    out = np.zeros((28, 28), np.float32)
+    if rows.size == 0:
+        return out
+    v = ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    h, w = v.shape
+    nh, nw = max(1, round(h * 20 / max(h, w))), max(1, round(w * 20 / max(h, w)))
+    small = np.clip(np.asarray(Image.fromarray(v.astype(np.float32), "F").resize((nw, nh), Image.Resampling.BOX)), 0, 1)
+    mass = small.sum()
+    cy = (small.sum(1) * np.arange(nh)).sum() / mass if mass else nh / 2
+    cx = (small.sum(0) * np.arange(nw)).sum() / mass if mass else nw / 2
+    top, left = int(np.clip(round(14 - cy), 0, 28 - nh)), int(np.clip(round(14 - cx), 0, 28 - nw))
+    out[top: top + nh, left: left + nw] = small
+    # Strokes saturate like MNIST's: the median of the ink is full strength.
+    level = np.median(out[out > 0.2]) if (out > 0.2).any() else 1.0
+    return np.clip(out / max(level, 0.3), 0, 1)
+
+
+def _affine(im: Any, rng: np.random.Generator) -> Any:
+    from PIL import Image
+
+    a, shear, sx = np.deg2rad(rng.uniform(-15, 15)), rng.uniform(-0.3, 0.3), rng.uniform(0.8, 1.2)
+    c, s = np.cos(a), np.sin(a)
+    inv = np.linalg.inv(np.array([[c, -s], [s, c]]) @ np.array([[sx, shear], [0, 1]]))
+    cx, cy = im.width / 2, im.height / 2
+    off = np.array([cx, cy]) - inv @ np.array([cx, cy])
+    return im.transform(im.size, Image.Transform.AFFINE, (inv[0, 0], inv[0, 1], off[0], inv[1, 0], inv[1, 1], off[1]),
+                        resample=Image.Resampling.BILINEAR)
+
+
+def _glyph(text: str, rng: np.random.Generator) -> np.ndarray:
+    """A character from Pillow's bundled font, slanted, rotated and drawn with a random pen width."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=64)
+    im = Image.new("L", (128, 128), 0)
+    ImageDraw.Draw(im).text((24, 16), text, font=font, fill=255, stroke_width=int(rng.integers(0, 5)), stroke_fill=255)
+    return np.asarray(_affine(im, rng), np.float32) / 255
+
+
+def _strokes(rng: np.random.Generator) -> np.ndarray:
+    """Doodles: smooth random curves, zigzags, stars, spirals, crosses, grids, ruled lines, arrows."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new("L", (96, 96), 0)
+    d = ImageDraw.Draw(im)
+    width = int(rng.integers(3, 10))
+    kind = rng.integers(8)
+    t = np.linspace(0, 1, 40)
+    if kind == 0:  # scribbles: several loops
+        n = int(rng.integers(5, 12))
+        pts = rng.uniform(10, 86, (n, 2))
+        fine = np.linspace(0, n - 1, n * 10)
+        xs, ys = np.interp(fine, np.arange(n), pts[:, 0]), np.interp(fine, np.arange(n), pts[:, 1])
+        d.line(list(zip(xs, ys)), fill=255, width=width, joint="curve")
+    elif kind == 1:  # zigzag
+        k = int(rng.integers(3, 8))
+        d.line([(10 + 76 * i / k, 48 + (-1) ** i * rng.uniform(10, 35)) for i in range(k + 1)], fill=255, width=width)
+    elif kind == 2:  # a star
+        k = int(rng.choice([5, 7]))
+        r = rng.uniform(25, 40)
+        pts = [(48 + r * np.sin(a), 48 - r * np.cos(a)) for a in np.arange(k + 1) * 2 * np.pi * (k // 2) / k]
+        d.line(pts, fill=255, width=width, joint="curve")
+    elif kind == 3:  # a spiral
+        a = np.linspace(0, rng.uniform(2.5, 4.5) * 2 * np.pi, 150)
+        d.line([(48 + 38 * u / a[-1] * np.cos(u), 48 + 38 * u / a[-1] * np.sin(u)) for u in a], fill=255, width=width)
+    elif kind == 4:  # grid or ruled lines
+        step = rng.uniform(10, 25)
+        for y in np.arange(rng.uniform(0, step), 96, step):
+            d.line([(0, y), (95, y)], fill=255, width=max(1, width // 3))
+        if rng.random() < 0.5:
+            for x in np.arange(rng.uniform(0, step), 96, step):
+                d.line([(x, 0), (x, 95)], fill=255, width=max(1, width // 3))
+    elif kind == 5:  # an arrow or a cross
+        a = rng.uniform(0, 2 * np.pi)
+        tip = (48 + 38 * np.cos(a), 48 + 38 * np.sin(a))
+        d.line([(48 - 38 * np.cos(a), 48 - 38 * np.sin(a)), tip], fill=255, width=width)
+        for side in (-1, 1):
+            b = a + np.pi - side * rng.uniform(0.4, 0.8)
+            d.line([tip, (tip[0] + 18 * np.cos(b), tip[1] + 18 * np.sin(b))], fill=255, width=width)
+    elif kind == 6:  # a heart, a house or a smiley's outline with details
+        x, y = 16 * np.sin(2 * np.pi * t) ** 3, -(13 * np.cos(2 * np.pi * t) - 5 * np.cos(4 * np.pi * t)
+                                                  - 2 * np.cos(6 * np.pi * t) - np.cos(8 * np.pi * t))
+        if rng.random() < 0.5:
+            d.line([(48 + 2.3 * u, 48 + 2.3 * v) for u, v in zip(x, y)], fill=255, width=width)
+        else:
+            d.line([(12, 84), (12, 44), (48, 10), (84, 44), (84, 84), (12, 84)], fill=255, width=width)
+            d.line([(40, 84), (40, 60), (56, 60), (56, 84)], fill=255, width=width)
+    else:  # many short strokes (hatching)
+        for _ in range(int(rng.integers(4, 12))):
+            x0, y0 = rng.uniform(5, 90, 2)
+            a = rng.uniform(0, np.pi)
+            ln = rng.uniform(10, 40)
+            d.line([(x0, y0), (x0 + ln * np.cos(a), y0 + ln * np.sin(a))], fill=255, width=width)
+    return np.asarray(_affine(im, rng), np.float32) / 255
+
+
+def _blob(rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
+    """Filled shapes: blots, rings of stain, clothing-like silhouettes, textures, a digit smeared into a blob."""
+    yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
+    kind = rng.integers(4)
+    if kind == 0:  # a blot with a wavy edge, maybe with droplets
+        ang = np.arctan2(yy - 32, xx - 32)
+        r = 20 * (1 + sum(rng.normal(0, 0.15 / k) * np.cos(k * ang + rng.uniform(0, 6.3)) for k in range(2, 7)))
+        r = r * np.sqrt(rng.uniform(0.5, 1.5) * np.cos(ang) ** 2 + rng.uniform(0.5, 1.5) * np.sin(ang) ** 2)
+        ink = np.clip(r - np.hypot(yy - 32, xx - 32), 0, 1) * rng.uniform(0.5, 1)
+        if rng.random() < 0.5:
+            ink = np.clip(ink * (0.6 + 0.6 * rng.random((64, 64))), 0, 1)
+        return ink
+    if kind == 1:  # a silhouette: union of boxes and ellipses (shirts, shoes, bags)
+        ink = np.zeros((64, 64), np.float32)
+        for _ in range(int(rng.integers(2, 5))):
+            cy, cx, hy, hx = rng.uniform(16, 48), rng.uniform(16, 48), rng.uniform(6, 22), rng.uniform(6, 22)
+            if rng.random() < 0.5:
+                ink = np.maximum(ink, ((np.abs(yy - cy) < hy) & (np.abs(xx - cx) < hx)).astype(np.float32))
+            else:
+                ink = np.maximum(ink, (((yy - cy) / hy) ** 2 + ((xx - cx) / hx) ** 2 < 1).astype(np.float32))
+        return ink * rng.uniform(0.4, 1.0, (64, 64)).astype(np.float32) ** rng.uniform(0, 1)
+    if kind == 2:  # texture: thresholded noise
+        from PIL import Image
+
+        grid = rng.standard_normal((int(rng.integers(3, 12)),) * 2).astype(np.float32)
+        field = np.asarray(Image.fromarray(grid, "F").resize((64, 64), Image.Resampling.BICUBIC))
+        return np.clip((field - rng.uniform(-0.5, 0.8)) * rng.uniform(1, 4), 0, 1)
+    # a digit smeared into a blob: thick enough that its holes close
+    from PIL import Image, ImageFilter
+
+    im = Image.fromarray((digits[rng.integers(len(digits))] * 255).astype(np.uint8)).resize((64, 64))
+    im = im.filter(ImageFilter.MaxFilter(int(rng.choice([9, 11, 13]))))
+    return np.asarray(im, np.float32) / 255
+
+
+def negatives(n: int, rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
+    """`n` 28x28 pictures that are not digits: letters and symbols, doodles and lines, blobs and textures."""
+    out = np.zeros((n, 28, 28), np.float32)
+    for i in range(n):
+        kind = rng.random()
+        if kind < 0.4:
+            ink = _glyph(str(rng.choice(list(LETTERS))), rng)
+        elif kind < 0.7:
+            ink = _strokes(rng)
+        else:
+            ink = _blob(rng, digits)
+        out[i] = _frame(ink)
+    return out
+
+
+def font_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """`n` digits in the same font and pens as the letter negatives (positives: the detector learns shapes)."""
+    labels = rng.integers(0, 10, n)
+    return np.stack([_frame(_glyph(str(d), rng)) for d in labels]), labels
+
+
+# --- fitting ------------------------------------------------------------------------------------------------------
+
+
+def _train_net(f: np.ndarray, y: np.ndarray, rng: np.random.Generator, epochs: int = 20,
+               batch: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A one-hidden-layer network fitted by Adam to the logistic loss (y = 1: not a digit)."""
+    d = f.shape[1]
+    params = [rng.normal(0, np.sqrt(2 / d), (d, HIDDEN)).astype(np.float32), np.zeros(HIDDEN, np.float32),
+              rng.normal(0, np.sqrt(1 / HIDDEN), (HIDDEN, 1)).astype(np.float32), np.zeros(1, np.float32)]
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    step, lr, decay = 0, 3e-3, 1e-4
+    for _ in range(epochs):
+        order = rng.permutation(len(f))
+        for s in range(0, len(f), batch):
+            idx = order[s: s + batch]
+            w1, b1, w2, b2 = params
+            h_pre = f[idx] @ w1 + b1
+            h = np.maximum(h_pre, 0)
+            logit = (h @ w2 + b2)[:, 0]
+            g = (1 / (1 + np.exp(-logit)) - y[idx])[:, None] / len(idx)
+            gh = (g @ w2.T) * (h_pre > 0)
+            grads = [f[idx].T @ gh + decay * w1, gh.sum(0), h.T @ g + decay * w2, g.sum(0)]
+            step += 1
+            for p, gr, mm, vv in zip(params, grads, m, v):
+                mm *= 0.9
+                mm += 0.1 * gr
+                vv *= 0.999
+                vv += 0.001 * gr * gr
+                p -= lr * (mm / (1 - 0.9 ** step)) / (np.sqrt(vv / (1 - 0.999 ** step)) + 1e-8)
+    return tuple(params)  # type: ignore[return-value]
+
+
+def fit(x_train: np.ndarray, proba_train: np.ndarray, predict_proba: Any, seed: int = 0) -> Rejector:
+    """Fit the detector on training images (uint8 or [0, 1] floats), their probabilities and the model.
+
+    `predict_proba` maps (N, 28, 28) images to (N, 10) probabilities (for the generated pictures). The last tenth
+    of the training images only sets the threshold.
+    """
+    rng = np.random.default_rng([seed, 10])
+    x = np.asarray(x_train)
+    x = x.astype(np.float32) / 255 if x.dtype == np.uint8 else x.astype(np.float32)
+    cut = int(len(x) * 0.9)
+    pick = rng.permutation(cut)[:MAX_POSITIVES]
+    pos, pos_p = x[pick], proba_train[pick]
+    held, held_p = x[cut:], proba_train[cut:]
+    flat = pos.reshape(len(pos), -1)
+    mean = flat.mean(0)
+    _, sv, vt = np.linalg.svd(flat[:5000] - mean, full_matrices=False)
+    k = min(PCA_COMPONENTS, len(sv))
+    components, variances = vt[:k].astype(np.float32), (sv[:k] ** 2 / max(1, min(5000, len(flat)) - 1)).astype(np.float32)
+    variances = np.maximum(variances, 1e-6)
+    n_neg = min(len(pos), MAX_NEGATIVES)
+    neg = negatives(n_neg, rng, pos)
+    fonts, _ = font_digits(max(1, n_neg // 4), rng)
+    gen_p = predict_proba(np.concatenate([neg, fonts]))
+    xs = np.concatenate([pos, fonts, neg])
+    ps = np.concatenate([pos_p, gen_p[len(neg):], gen_p[: len(neg)]])
+    ys = np.concatenate([np.zeros(len(pos) + len(fonts)), np.ones(len(neg))]).astype(np.float32)
+    f = features(xs, ps, mean, components, variances)
+    feat_mean, feat_std = f.mean(0), f.std(0) + 1e-6
+    w1, b1, w2, b2 = _train_net((f - feat_mean) / feat_std, ys, rng)
+    held_f = (features(held, held_p, mean, components, variances) - feat_mean) / feat_std
+    held_score = _forward(held_f, w1, b1, w2, b2)
+    threshold = float(np.quantile(held_score, 1 - REFUSE_SHARE)) if len(held_score) else 0.0
+    return Rejector(mean.astype(np.float32), components, variances, feat_mean.astype(np.float32),
+                    feat_std.astype(np.float32), w1, b1, w2, b2, threshold)

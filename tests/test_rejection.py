@@ -1,0 +1,169 @@
+"""Honest answers: pictures that are not digits are refused everywhere, and confidences are calibrated."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+import mnistlab
+from mnistlab import calibration, runs, training
+from mnistlab.prediction import NO_INK, NOT_A_DIGIT, predict
+
+from helpers import run_cli
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def letter() -> Image.Image:
+    """A capital W in Pillow's bundled font, black on white."""
+    im = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(im).text((30, 40), "W", font=ImageFont.load_default(size=120), fill=0, stroke_width=4, stroke_fill=0)
+    return im
+
+
+def doodle() -> Image.Image:
+    """A five-pointed star drawn in one stroke."""
+    im = Image.new("L", (200, 200), 255)
+    pts = [(100 + 80 * np.sin(a), 100 - 80 * np.cos(a)) for a in np.arange(6) * 4 * np.pi / 5]
+    ImageDraw.Draw(im).line(pts, fill=0, width=10, joint="curve")
+    return im
+
+
+def photo() -> Image.Image:
+    """A photo-like colour picture: a lit scene with soft gradients, a dark object and sensor noise."""
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:240, 0:320].astype(np.float32)
+    sky = np.stack([120 + 0.3 * yy, 150 + 0.2 * yy, 220 - 0.2 * yy], -1)
+    ground = yy[..., None] > 150 + 20 * np.sin(xx[..., None] / 40)
+    img = np.where(ground, np.array([70, 120, 40], np.float32), sky)
+    body = ((yy - 140) / 45) ** 2 + ((xx - 160) / 80) ** 2 < 1
+    img[body] = [60, 40, 30]
+    img += rng.normal(0, 6, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+
+
+def fashion_item() -> Image.Image:
+    """A Fashion-MNIST test item (a sneaker), light on dark as the dataset stores it, enlarged."""
+    from mnistlab.data import load_dataset
+
+    try:
+        data = load_dataset("fashion-mnist", FASHION.parent, splits=("test",))
+    except mnistlab.MnistlabError:
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    i = int(np.flatnonzero(data.y_test == 7)[0])  # 7: Sneaker
+    return Image.fromarray(data.x_test[i]).resize((140, 140), Image.Resampling.BILINEAR)
+
+
+def blank() -> Image.Image:
+    return Image.new("L", (120, 120), 255)
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory, data_dir) -> dict[str, Path]:
+    """Not-digits, a blank and a clear digit (an MNIST test "3" the small model reads), as PNG files."""
+    folder = tmp_path_factory.mktemp("pictures")
+    (_, _), (x, y) = mnistlab.load_data(data_dir=data_dir)
+    three = Image.fromarray(255 - x[int(np.flatnonzero(y == 3)[0])]).resize((140, 140), Image.Resampling.BILINEAR)
+    out = {}
+    for name, im in [("letter", letter()), ("doodle", doodle()), ("photo", photo()), ("fashion", fashion_item()),
+                     ("blank", blank()), ("digit", three)]:
+        out[name] = folder / f"{name}.png"
+        im.save(out[name])
+    return out
+
+
+REFUSED = ["letter", "doodle", "photo", "fashion", "blank"]
+
+
+def _check(records: list[dict], names: list[str]) -> None:
+    for name, r in zip(names, records):
+        if name == "digit":
+            assert r["digit"] == 3 and r["no_digit"] is False and r["reason"] is None, r
+        else:
+            assert r["digit"] is None and r["no_digit"] is True, (name, r)
+            assert r["reason"] == (NO_INK if name == "blank" else NOT_A_DIGIT), (name, r)
+
+
+def test_python_api_refuses_what_is_not_a_digit(trained_run, pictures):
+    names = [*REFUSED, "digit"]
+    records = mnistlab.predict(trained_run, [pictures[n] for n in names])
+    _check(records, names)
+    assert records[0]["top"] is not None  # a refusal still says what the model would have guessed
+
+
+def test_cli_refuses_what_is_not_a_digit(trained_run, pictures):
+    names = [*REFUSED, "digit"]
+    r = run_cli("predict", trained_run.path, *(pictures[n] for n in names), "--json")
+    assert r.returncode == 0, r.stderr  # a refusal is an answer
+    _check(json.loads(r.stdout), names)
+    table = run_cli("predict", trained_run.path, pictures["letter"])
+    assert "not a digit" in table.stdout
+
+
+def test_http_refuses_what_is_not_a_digit(trained_run, pictures):
+    from fastapi.testclient import TestClient
+
+    from mnistlab.serve import create_app
+
+    names = [*REFUSED, "digit"]
+    with TestClient(create_app(mnistlab.load_run(trained_run.path))) as client:
+        records = []
+        for n in names:
+            answer = client.post("/api/predict", files={"file": (f"{n}.png", pictures[n].read_bytes(), "image/png")})
+            assert answer.status_code == 200, answer.text
+            records.append(answer.json())
+        page = client.get("/static/app.js").text
+    _check(records, names)
+    assert '"not a digit"' in page
+
+
+def test_temperature_is_fitted_on_the_validation_split_only_and_stored(trained_run, data_dir, monkeypatch):
+    calib = trained_run.metrics["calibration"]
+    assert calib["fitted_on"] == "validation split (600 training images held out)"
+    assert 0.05 <= calib["temperature"] <= 20 and {"test_ece_before", "test_ece_after"} <= set(calib)
+    reread = mnistlab.load_run(trained_run.path)
+    assert reread.temperature == calib["temperature"] and reread.rejector is not None
+    assert (trained_run.path / runs.PLOT_FILES["calibration"]).name in {p.name for p in (trained_run.path / "plots").iterdir()}
+
+    # What the fitting sees: exactly the images Keras' validation_split held out, never the test set.
+    (x_train, y_train), (x_test, _) = mnistlab.load_data(data_dir=data_dir)
+    x_train, y_train = x_train[:6000], y_train[:6000]
+    seen = []
+    monkeypatch.setattr(training, "_predict", lambda model, x: seen.append(x) or trained_run.predict_proba(x))
+    recipe = training.get_recipe("cnn")
+    got, _ = training._calibrate(trained_run.model, recipe, x_train, y_train, trained_run.predict_proba(x_test[:500]),
+                                 np.zeros(500, int))
+    [x_fit] = seen
+    assert np.array_equal(x_fit, x_train[5400:])
+    assert got["temperature"] == calib["temperature"]
+
+
+def test_temperature_scaling_recovers_a_known_temperature_and_lowers_ece():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (20000, 10))
+    true_p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = np.array([rng.choice(10, p=p) for p in true_p])
+    overconfident = calibration.apply_temperature(true_p, 0.5)  # logits doubled
+    t = calibration.fit_temperature(overconfident, labels)
+    assert t == pytest.approx(2.0, rel=0.05)
+    before = calibration.expected_calibration_error(overconfident, labels)
+    after = calibration.expected_calibration_error(calibration.apply_temperature(overconfident, t), labels)
+    assert after < 0.02 < before
+    assert np.array_equal(calibration.apply_temperature(overconfident, t).argmax(1), overconfident.argmax(1))
+
+
+def test_an_old_run_without_the_new_fields_still_predicts(tmp_path, data_dir):
+    from test_training import _format1_run
+
+    run = mnistlab.load_run(_format1_run("complete", tmp_path))
+    assert run.temperature == 1.0 and run.rejector is None
+    (_, _), (x, _) = mnistlab.load_data(data_dir=data_dir)
+    [r, empty] = predict(run, [x[0], np.zeros((28, 28), np.uint8)])
+    assert r["digit"] is not None and r["reason"] is None
+    raw = run.predict_proba(mnistlab.preprocess(x[0])[None])
+    assert r["confidence"] == pytest.approx(float(raw.max()), abs=1e-6)  # the raw softmax: temperature 1
+    assert empty["no_digit"] and empty["reason"] == NO_INK
