@@ -129,3 +129,37 @@ def test_uploading_a_picture_shows_its_prediction(page, trained_run, data_dir, t
     page.wait_for_function("document.querySelector('#message').textContent.includes('not an image')", timeout=15000)
     assert page.locator("#digit").inner_text() == "?"
     page.screenshot(path=str(artifacts / "browser-upload-error.png"))
+
+
+def write(page, strokes):
+    """Strokes on the wide number pad with real pointer events; points in the pad's 840x240 pixels."""
+    box = page.locator("#number-pad").bounding_box()
+    sx, sy = box["width"] / 840, box["height"] / 240
+    for points in strokes:
+        page.mouse.move(box["x"] + points[0][0] * sx, box["y"] + points[0][1] * sy)
+        page.mouse.down()
+        for x, y in points[1:]:
+            page.mouse.move(box["x"] + x * sx, box["y"] + y * sy, steps=8)
+        page.mouse.up()
+
+
+def test_writing_a_two_digit_number_shows_both_digits_and_their_boxes(page, artifacts):
+    page.locator("#number-pad").scroll_into_view_if_needed()
+    assert page.locator("#number").inner_text() == "?"
+    write(page, [[(250, 40), (252, 120), (254, 200)],                            # a 1
+                 [(400, 50), (540, 50), (480, 125), (440, 205)]])                # a 7
+    try:
+        page.wait_for_function("document.querySelector('#number').textContent === '17'", timeout=15000)
+    except Exception:
+        pass
+    assert page.locator("#number").inner_text() == "17"
+    assert page.locator("#number").get_attribute("data-boxes") == "2"
+    # The boxes are drawn over the writing: their canvas is no longer empty.
+    drawn = page.evaluate("Array.from(document.querySelector('#number-boxes').getContext('2d')"
+                          ".getImageData(0, 0, 840, 240).data.filter((_, i) => i % 4 === 3)).some(a => a > 0)")
+    assert drawn
+    assert "% sure" in page.locator("#number-confidence").inner_text()
+    page.screenshot(path=str(artifacts / "browser-number.png"))
+    # The single-digit pad still works beside it, and Clear resets the number.
+    page.click("#number-clear")
+    assert page.locator("#number").inner_text() == "?"

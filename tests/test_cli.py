@@ -101,7 +101,7 @@ def test_help_is_fast_and_complete():
     result = mnistlab("--help")
     took = time.perf_counter() - start
     assert result.returncode == 0
-    for command in ["train", "evaluate", "summary", "data", "predict", "serve"]:
+    for command in ["train", "evaluate", "summary", "data", "predict", "read", "serve"]:
         assert command in result.stdout
     train_help = mnistlab("train", "--help").stdout
     assert "--recipe" in train_help and "dense512" in train_help and "--limit" in train_help

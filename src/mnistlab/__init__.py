@@ -9,6 +9,7 @@ The Python API mirrors the command line:
     load_run(run_dir)                                 open a run directory: .settings, .status, .metrics, .model
     evaluate(run_dir, data_dir=None, *, images=None)  re-score a run on its test set or a labelled folder
     predict(run, images, *, ...)                      one record per image (paths, PIL images, arrays, bytes)
+    read(run, images, *, ...)                         the number written on one line in each image, one record each
     preprocess(image)                                 a picture of a digit -> MNIST-style 28x28 floats
 
 Each is the package function itself (`help(mnistlab.train)` shows its parameters), imported on first use so
@@ -38,6 +39,7 @@ _API = {
     "RunStatus": ("runs", "RunStatus"),
     "evaluate": ("evaluation", "evaluate_run"),
     "predict": ("prediction", "predict"),
+    "read": ("reading", "read"),
     "preprocess": ("images", "preprocess"),
 }
 

@@ -159,6 +159,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-partial", action="store_true", help="use a run whose training did not finish")
     _engine_arg(p)
 
+    p = sub.add_parser("read", help="read whole numbers written on one line (files or folders)",
+                       description="Read the number written on one line in each image: the digits are found "
+                                   "(touching ones split, broken ones joined, specks and ruled lines ignored), each "
+                                   "is read by the model, and the answer is the number, left to right. "
+                                   "Exit status 2 if any file could not be read.")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("images", type=Path, nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders of images")
+    p.add_argument("--json", action="store_true", help="print one JSON array, one object per image")
+    p.add_argument("--annotate", type=Path, metavar="DIR",
+                   help="write each image here with the boxes and digits read drawn on it")
+    p.add_argument("--min-confidence", type=_fraction, metavar="P",
+                   help="flag readings less confident than P as LOW (default: 0.8); a reading's confidence is the "
+                        "product of its digits'")
+    p.add_argument("--allow-partial", action="store_true", help="use a run whose training did not finish")
+    _engine_arg(p)
+
     p = sub.add_parser("serve", help="start the draw-a-digit web app",
                        description="Serve a web page to draw or upload a digit and see the model's prediction, and a "
                                    "JSON API (POST /api/predict, GET /api/health, GET /api/model).")
@@ -313,6 +329,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 2 if unreadable else 0
 
 
+def _cmd_read(args: argparse.Namespace) -> int:
+    from .reading import format_table, read_paths
+    from .runs import load_run
+
+    run = load_run(args.run_dir, allow_partial=args.allow_partial, engine=args.engine)
+    records = read_paths(run, args.images, min_confidence=args.min_confidence, annotate=args.annotate)
+    print(json.dumps(records, indent=2) if args.json else format_table(records))
+    unreadable = [r for r in records if r["error"]]
+    for r in unreadable:
+        if not args.json:
+            print(f"mnistlab: error: {r['error']}", file=sys.stderr)
+    return 2 if unreadable else 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .serve import serve
 
@@ -329,12 +359,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": _cmd_train, "finetune": _cmd_finetune, "evaluate": _cmd_evaluate, "summary": _cmd_summary,
-            "data": _cmd_data, "predict": _cmd_predict, "serve": _cmd_serve, "export": _cmd_export}
+            "data": _cmd_data, "predict": _cmd_predict, "read": _cmd_read, "serve": _cmd_serve,
+            "export": _cmd_export}
 
 
 # Python parameter -> how the CLI spells it (None: a positional argument, shown as the value alone).
 _FLAGS = {"run_dir": None, "images": None, "batch_size": "--batch-size", "min_confidence": "--min-confidence",
-          "data_dir": "--data-dir", "allow_partial": "--allow-partial", "save_preprocessed": "--save-preprocessed"}
+          "data_dir": "--data-dir", "allow_partial": "--allow-partial", "save_preprocessed": "--save-preprocessed",
+          "annotate": "--annotate"}
 
 
 def _message(exc: MnistlabError) -> str:

@@ -4,6 +4,7 @@
     GET  /api/health    {"status": "ok"}
     GET  /api/model     recipe, dataset, test accuracy, status, class names, parameter count
     POST /api/predict   an image as multipart field "file", or JSON {"image": "<base64 or data: URL>"}
+    POST /api/read      the same inputs; the number written on one line (the record of `mnistlab read --json`)
 
 `POST /api/predict` answers with the prediction record of docs/design.md, the same as `mnistlab predict
 --json`, plus one field for the page: `preprocessed`, the 28x28 image the model saw as a base64 PNG.
@@ -117,12 +118,50 @@ def _decode_base64(text: Any) -> bytes:
         raise ValueError('"image" is not valid base64') from None
 
 
+async def read_upload(request: Request) -> tuple[bytes, str]:
+    """The image bytes and a name from a multipart field "file" or a JSON {"image": base64}; 4xx otherwise."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        try:
+            async with request.form(max_files=1, max_fields=10) as form:
+                upload = form.get("file")
+                if upload is None or isinstance(upload, str):
+                    raise HTTPException(400, 'multipart body needs an image file in the field "file"')
+                data = await upload.read()
+                name = (upload.filename or "upload")[:200]
+        except HTTPException:  # RequestTooLarge included
+            raise
+        except Exception:  # python-multipart and Starlette raise several types for a broken body
+            raise HTTPException(400, "malformed multipart body") from None
+    elif kind == "application/json":
+        raw = await request.body()
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise HTTPException(400, f"malformed JSON body: {exc}") from None
+        except RecursionError:  # "[[[[..." thousands deep: json's C parser gives up with this, not ValueError
+            raise HTTPException(400, "malformed JSON body: nested too deeply") from None
+        try:
+            data = _decode_base64(body.get("image") if isinstance(body, dict) else None)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        name = "image"
+    else:
+        raise HTTPException(415, f"content type {kind or 'missing'!r}: send an image as multipart form field \"file\" "
+                                 'or as JSON {"image": "<base64 PNG or data: URL>"}')
+    if not data:
+        raise HTTPException(400, f"{name}: the image is empty (0 bytes)")
+    return data, name
+
+
 def create_app(run: Run, *, max_pixels: int = MAX_PIXELS) -> Any:
     """The ASGI application serving `run` (its model is loaded and warmed now, once, not per request)."""
     from .. import __version__
     from ..images import preprocess
     from ..prediction import DEFAULT_MIN_CONFIDENCE, record
     from ..prediction import classify as predict_digits
+    from ..reading import record as read_record
+    from ..reading import segment
 
     run.predict_proba(np.zeros((1, 28, 28), np.float32))  # load and trace the model before the first request
     info = {
@@ -173,38 +212,26 @@ def create_app(run: Run, *, max_pixels: int = MAX_PIXELS) -> Any:
 
     @app.post("/api/predict")
     async def predict(request: Request) -> JSONResponse:
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind == "multipart/form-data":
-            try:
-                async with request.form(max_files=1, max_fields=10) as form:
-                    upload = form.get("file")
-                    if upload is None or isinstance(upload, str):
-                        return fail(400, 'multipart body needs an image file in the field "file"')
-                    data = await upload.read()
-                    name = (upload.filename or "upload")[:200]
-            except RequestTooLarge:
-                raise
-            except Exception:  # python-multipart and Starlette raise several types for a broken body
-                return fail(400, "malformed multipart body")
-        elif kind == "application/json":
-            raw = await request.body()
-            try:
-                body = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as exc:
-                return fail(400, f"malformed JSON body: {exc}")
-            except RecursionError:  # "[[[[..." thousands deep: json's C parser gives up with this, not ValueError
-                return fail(400, "malformed JSON body: nested too deeply")
-            try:
-                data = _decode_base64(body.get("image") if isinstance(body, dict) else None)
-            except ValueError as exc:
-                return fail(400, str(exc))
-            name = "image"
-        else:
-            return fail(415, f"content type {kind or 'missing'!r}: send an image as multipart form field \"file\" "
-                             'or as JSON {"image": "<base64 PNG or data: URL>"}')
-        if not data:
-            return fail(400, f"{name}: the image is empty (0 bytes)")
+        data, name = await read_upload(request)
         status, body = await run_in_threadpool(classify, data, name)
+        return JSONResponse(body, status_code=status)
+
+    def read_number(data: bytes, name: str) -> tuple[int, dict]:
+        try:
+            reading = segment(data, run, max_pixels=max_pixels)
+        except NoDigitError as exc:
+            return 200, read_record(name, None, min_confidence=DEFAULT_MIN_CONFIDENCE,
+                                    error=NoDigitError(_named(exc, name)))
+        except ImageError as exc:
+            return 400, {"detail": _named(exc, name)}
+        return 200, {**read_record(name, reading, min_confidence=DEFAULT_MIN_CONFIDENCE, class_names=run.class_names),
+                     "size": list(reading.size)}
+
+    @app.post("/api/read")
+    async def read(request: Request) -> JSONResponse:
+        """Read the number written on one line: the record of `mnistlab read --json`, plus the picture's size."""
+        data, name = await read_upload(request)
+        status, body = await run_in_threadpool(read_number, data, name)
         return JSONResponse(body, status_code=status)
 
     return BodyLimit(app)

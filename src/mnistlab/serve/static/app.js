@@ -1,5 +1,6 @@
 // Draw-a-digit page: pointer events on a canvas, debounced calls to POST /api/predict, bars for the
-// ten probabilities and the 28x28 image the model saw. No libraries, no build step, works offline.
+// ten probabilities and the 28x28 image the model saw; and a wide pad to write a number, read through
+// POST /api/read with a box drawn around each digit read. No libraries, no build step, works offline.
 "use strict";
 
 const pad = document.getElementById("pad");
@@ -89,9 +90,9 @@ function show(result, ms) {
   messageEl.textContent = ms === undefined ? "" : `answered in ${Math.round(ms)} ms`;
 }
 
-async function send(body) {
+async function send(body, url = "/api/predict") {
   const started = performance.now();
-  const response = await fetch("/api/predict", { method: "POST", body });
+  const response = await fetch(url, { method: "POST", body });
   const data = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
   if (!response.ok) throw new Error(data.detail || `HTTP ${response.status}`);
   return [data, performance.now() - started];
@@ -121,54 +122,138 @@ function schedule(delay) {
   timer = setTimeout(predictCanvas, delay);
 }
 
-function point(event) {
-  const r = pad.getBoundingClientRect();
-  return { x: (event.clientX - r.left) * (pad.width / r.width), y: (event.clientY - r.top) * (pad.height / r.height) };
-}
-
 function width(event) {
   // A pen draws thinner or thicker with pressure; mouse and touch report a constant 0.5 (or 0).
   return event.pointerType === "pen" && event.pressure > 0 ? STROKE * (0.6 + event.pressure * 0.8) : STROKE;
 }
 
-pad.addEventListener("pointerdown", (event) => {
-  if (pointerId !== null || event.button > 0) return; // one finger draws; a second one is ignored
-  event.preventDefault();
-  pointerId = event.pointerId;
-  pad.setPointerCapture(pointerId);
-  last = point(event);
-  ctx.fillStyle = colours().ink;
-  ctx.beginPath();
-  ctx.arc(last.x, last.y, width(event) / 2, 0, Math.PI * 2);
-  ctx.fill();
-  dirty = true;
-});
-
-pad.addEventListener("pointermove", (event) => {
-  if (event.pointerId !== pointerId) return;
-  // Coalesced events keep fast strokes smooth: the browser may batch several positions per frame.
-  const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
-  for (const e of events.length ? events : [event]) {
-    const p = point(e);
-    ctx.strokeStyle = colours().ink;
-    ctx.lineWidth = width(e);
-    ctx.beginPath();
-    ctx.moveTo(last.x, last.y);
-    ctx.lineTo(p.x, p.y);
-    ctx.stroke();
-    last = p;
-  }
-  dirty = true;
-  schedule(DEBOUNCE_MS);
-});
-
-for (const type of ["pointerup", "pointercancel"]) {
-  pad.addEventListener(type, (event) => {
-    if (event.pointerId !== pointerId) return;
-    pointerId = null;
-    schedule(0);
+// Pointer drawing on a canvas (mouse, touch, pen; one pointer at a time): `changed(resting)` is called after
+// each move (resting false) and when the pointer lifts (resting true).
+function attachDrawing(canvas, changed) {
+  const c = canvas.getContext("2d");
+  let id = null, at = null;
+  const point = (event) => {
+    const r = canvas.getBoundingClientRect();
+    return { x: (event.clientX - r.left) * (canvas.width / r.width), y: (event.clientY - r.top) * (canvas.height / r.height) };
+  };
+  canvas.addEventListener("pointerdown", (event) => {
+    if (id !== null || event.button > 0) return; // one finger draws; a second one is ignored
+    event.preventDefault();
+    id = event.pointerId;
+    canvas.setPointerCapture(id);
+    at = point(event);
+    c.fillStyle = colours().ink;
+    c.beginPath();
+    c.arc(at.x, at.y, width(event) / 2, 0, Math.PI * 2);
+    c.fill();
+    changed(false);
   });
+  canvas.addEventListener("pointermove", (event) => {
+    if (event.pointerId !== id) return;
+    // Coalesced events keep fast strokes smooth: the browser may batch several positions per frame.
+    const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
+    for (const e of events.length ? events : [event]) {
+      const p = point(e);
+      c.strokeStyle = colours().ink;
+      c.lineWidth = width(e);
+      c.lineCap = "round";
+      c.lineJoin = "round";
+      c.beginPath();
+      c.moveTo(at.x, at.y);
+      c.lineTo(p.x, p.y);
+      c.stroke();
+      at = p;
+    }
+    changed(false);
+  });
+  for (const type of ["pointerup", "pointercancel"]) {
+    canvas.addEventListener(type, (event) => {
+      if (event.pointerId !== id) return;
+      id = null;
+      changed(true);
+    });
+  }
 }
+
+attachDrawing(pad, (resting) => { dirty = true; schedule(resting ? 0 : DEBOUNCE_MS); });
+
+// ---- Write a number: the wide pad, POST /api/read, and the boxes of the digits read.
+
+const numberPad = document.getElementById("number-pad");
+const numberCtx = numberPad.getContext("2d");
+const boxesEl = document.getElementById("number-boxes");
+const boxesCtx = boxesEl.getContext("2d");
+const numberEl = document.getElementById("number");
+const numberConfEl = document.getElementById("number-confidence");
+let numberDirty = false, numberTimer = null, numberBusy = false, numberQueued = false, numberGeneration = 0;
+
+function clearNumber() {
+  numberGeneration += 1;
+  clearTimeout(numberTimer);
+  numberCtx.fillStyle = colours().paper;
+  numberCtx.fillRect(0, 0, numberPad.width, numberPad.height);
+  numberPad.classList.toggle("inverted", invertEl.checked);
+  numberDirty = false;
+  showNumber(null);
+}
+
+function showNumber(result, ms) {
+  boxesCtx.clearRect(0, 0, boxesEl.width, boxesEl.height);
+  numberEl.dataset.boxes = "0";
+  if (!result || result.text === null || result.text === undefined) {
+    numberEl.textContent = "?";
+    numberEl.className = "empty";
+    numberConfEl.textContent = result ? (result.reason ? "no digit found: write bigger or darker" : (result.error || "no answer"))
+      : "write digits side by side";
+    numberConfEl.className = "muted";
+    return;
+  }
+  numberEl.textContent = result.text;
+  numberEl.className = result.low_confidence ? "low" : "";
+  const each = result.digits.map((d) => `${d.digit} ${(d.confidence * 100).toFixed(0)}%`).join(" · ");
+  numberConfEl.textContent = `${(result.confidence * 100).toFixed(1)}% sure` + (result.low_confidence ? ": low, check it" : "")
+    + ` (${each})` + (ms === undefined ? "" : `, ${Math.round(ms)} ms`);
+  numberConfEl.className = result.low_confidence ? "low" : "muted";
+  // Boxes are in the picture's pixels, which are the pad's.
+  const sx = boxesEl.width / result.size[0], sy = boxesEl.height / result.size[1];
+  boxesCtx.lineWidth = 2;
+  boxesCtx.font = "bold 20px system-ui, sans-serif";
+  for (const d of result.digits) {
+    const [l, t, r, b] = d.box;
+    const colour = d.confidence < 0.8 ? "#d97706" : "#2f6fde";
+    boxesCtx.strokeStyle = colour;
+    boxesCtx.fillStyle = colour;
+    boxesCtx.strokeRect(l * sx - 3, t * sy - 3, (r - l) * sx + 6, (b - t) * sy + 6);
+    boxesCtx.fillText(String(d.digit), l * sx - 2, Math.max(18, t * sy - 7));
+  }
+  numberEl.dataset.boxes = String(result.digits.length);
+}
+
+async function readNumber() {
+  if (!numberDirty) return;
+  if (numberBusy) { numberQueued = true; return; } // one request at a time; the latest writing goes next
+  numberBusy = true;
+  const asked = numberGeneration;
+  try {
+    const blob = await new Promise((resolve) => numberPad.toBlob(resolve, "image/png"));
+    const form = new FormData();
+    form.append("file", blob, "number.png");
+    const [result, ms] = await send(form, "/api/read");
+    if (asked === numberGeneration) showNumber(result, ms);
+  } catch (err) {
+    if (asked === numberGeneration) numberConfEl.textContent = "reading failed: " + err.message;
+  } finally {
+    numberBusy = false;
+    if (numberQueued) { numberQueued = false; readNumber(); }
+  }
+}
+
+attachDrawing(numberPad, (resting) => {
+  numberDirty = true;
+  clearTimeout(numberTimer);
+  numberTimer = setTimeout(readNumber, resting ? 0 : DEBOUNCE_MS);
+});
+document.getElementById("number-clear").addEventListener("click", clearNumber);
 
 function showUploaded(file) {
   // The picture is shown on the pad (drawing on it afterwards sends the pad); the file itself is what is sent.
@@ -207,8 +292,8 @@ ctx.lineJoin = "round";
 document.getElementById("clear").addEventListener("click", clearPad);
 document.getElementById("upload-button").addEventListener("click", () => uploadEl.click());
 uploadEl.addEventListener("change", () => { upload(uploadEl.files[0]); uploadEl.value = ""; });
-invertEl.addEventListener("change", clearPad);
-document.addEventListener("keydown", (event) => { if (event.key === "Escape") clearPad(); });
+invertEl.addEventListener("change", () => { clearPad(); clearNumber(); });
+document.addEventListener("keydown", (event) => { if (event.key === "Escape") { clearPad(); clearNumber(); } });
 pad.addEventListener("dragover", (event) => { event.preventDefault(); pad.classList.add("drop"); });
 pad.addEventListener("dragleave", () => pad.classList.remove("drop"));
 pad.addEventListener("drop", (event) => {
@@ -226,3 +311,4 @@ fetch("/api/model").then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTT
 }).catch((err) => { document.getElementById("model-info").textContent = `model info unavailable (${err.message})`; });
 
 clearPad();
+clearNumber();
