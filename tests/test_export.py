@@ -166,8 +166,10 @@ def test_predict_through_onnxruntime_never_imports_tensorflow(exported, trained_
     for i in range(5):
         pictures.append(tmp_path / f"d{i}.png")
         pictures[-1].write_bytes(canvas_png(x[i]))
-    code = ("import json, sys\nfrom mnistlab.cli import main\n"
+    code = ("import contextlib, io, json, sys\nfrom mnistlab.cli import main\n"
             f"rc = main(['predict', {str(bundle)!r}, *{[str(p) for p in pictures]!r}, '--json'])\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    rc += main(['read', {str(bundle)!r}, {str(pictures[0])!r}])\n"
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras', 'jax', "
             "'torch'))\n"
             "print(json.dumps({'rc': rc, 'heavy': heavy}), file=sys.stderr)\n")
