@@ -56,3 +56,16 @@ def trained_run(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("runs") / "cnn-small"
     return train("cnn", "mnist", epochs=2, limit=6000, seed=1, out=out, data_dir=data_dir, verbose=0,
                  log=lambda msg: None)
+
+
+@pytest.fixture(scope="session")
+def server(trained_run, tmp_path_factory):
+    """The real `mnistlab serve` of the shared run in a subprocess, on a port it chose (--port 0), for the session.
+
+    One server for every test that needs a real one (the abuse tests, the browser, --port 0): each start imports
+    TensorFlow and loads the model. Its log must hold no traceback when the session ends (helpers.served).
+    """
+    from helpers import served
+
+    with served(trained_run.path, tmp_path_factory.mktemp("serve") / "server.log", port=0) as s:
+        yield s

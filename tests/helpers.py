@@ -42,11 +42,52 @@ def cli_env(env: Mapping[str, str] | None = None, data_dir: Path | None = None) 
     return {**out, **(env or {})}
 
 
-def run_cli(*args: object, cwd: Path | None = None, env: Mapping[str, str] | None = None,
-            data_dir: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run the real `mnistlab` command line (`python -m mnistlab.cli ARGS`) in a subprocess and wait for it."""
+def run_cli_process(*args: object, cwd: Path | None = None, env: Mapping[str, str] | None = None,
+                    data_dir: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the real `mnistlab` command line (`python -m mnistlab.cli ARGS`) in a subprocess and wait for it.
+
+    For what only a process shows: start-up imports, signals, a closed pipe, exit through the interpreter.
+    Each call pays for its own imports (a TensorFlow import is seconds), so everything else uses run_cli.
+    """
     return subprocess.run([sys.executable, "-m", "mnistlab.cli", *map(str, args)], capture_output=True, text=True,
                           env=cli_env(env, data_dir), cwd=cwd, timeout=timeout)
+
+
+@contextlib.contextmanager
+def _environment(changes: Mapping[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def run_cli(*args: object, cwd: Path | None = None, env: Mapping[str, str] | None = None,
+            data_dir: Path | None = None, umask: int | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real command line, `mnistlab.cli.main(ARGS)`, in this process: its exit status, stdout and stderr.
+
+    The same parser, commands and error handling as the installed `mnistlab`, without a subprocess's imports
+    (Keras is loaded once per test session instead of once per call). `cwd`, `env` (added to the environment),
+    `data_dir` ($MNISTLAB_DATA) and `umask` hold for the call only.
+    """
+    from mnistlab import cli
+
+    changes = {**({"MNISTLAB_DATA": str(data_dir)} if data_dir is not None else {}), **(env or {})}
+    out, err = io.StringIO(), io.StringIO()
+    old_umask = os.umask(umask) if umask is not None else None
+    try:
+        with _environment(changes), contextlib.chdir(cwd or os.getcwd()), \
+                contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = cli.main([str(a) for a in args])
+            except SystemExit as exc:  # argparse's --help and usage errors
+                status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    finally:
+        if old_umask is not None:
+            os.umask(old_umask)
+    return subprocess.CompletedProcess(["mnistlab", *map(str, args)], status, out.getvalue(), err.getvalue())
 
 
 # ------------------------------------------------------------------------------------------------ the server

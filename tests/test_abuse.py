@@ -18,12 +18,11 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import pytest
 
-from helpers import HOST, Server, bomb_png, canvas_png, free_port, png_declaring, served
+from helpers import HOST, Server, bomb_png, canvas_png, png_declaring
 
 LIMIT = 5 * 1024 * 1024  # the server's body limit (serve/app.py MAX_BODY_BYTES)
 
@@ -113,12 +112,6 @@ def digits(trained_run, data_dir) -> list[Digit]:
                 break
     assert len(out) == 3, "the trained run should get a clear 3, 7 and 1 right"
     return out
-
-
-@pytest.fixture(scope="module")
-def server(trained_run, tmp_path_factory) -> Iterator[Server]:
-    with served(trained_run.path, tmp_path_factory.mktemp("serve") / "server.log", port=free_port()) as s:
-        yield s
 
 
 @pytest.fixture(scope="module")

@@ -2,15 +2,15 @@
 wrong input and must get exit status 2, exactly one line on stderr that names the problem and says how to
 fix it, no traceback, and no file created, changed or removed in the folders involved.
 
-The rows run as concurrent subprocesses (each pays for a Keras import), then one parametrized test checks
-each row's outcome. A few positive checks about images sit outside the table: an animated GIF is read from
+The rows run through the command line's `main()` in this process (tests/helpers.py `run_cli`: the same
+parser, commands and error handling as the installed command, without a TensorFlow import per row), then
+one parametrized test checks each row's outcome. A few positive checks about images sit outside the table: an animated GIF is read from
 its first frame, "no digit found" is a result rather than an error, unreadable files do not stop the others,
 and a PNG declaring 50000x50000 pixels is refused before it is decoded.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import json
 import os
@@ -294,7 +294,7 @@ class Outcome:
 
 @pytest.fixture(scope="module")
 def outcomes(ctx, tmp_path_factory) -> dict[str, Outcome]:
-    """Every row's bad input built, then all rows run at once (each waits mostly on its own Keras import)."""
+    """Every row's bad input built, then every row run through the command line's main() in this process."""
     base = tmp_path_factory.mktemp("bad-inputs")
     run_before = snapshot(ctx.run)
     jobs = {}
@@ -307,12 +307,10 @@ def outcomes(ctx, tmp_path_factory) -> dict[str, Outcome]:
     def go(row_id: str) -> Outcome:
         folder, argv, before = jobs[row_id]
         # A download, should one start, meets a closed port.
-        result = run_cli(*argv, cwd=folder, data_dir=ctx.data, env={"MNISTLAB_MIRRORS": "http://127.0.0.1:9/"},
-                         timeout=180)
+        result = run_cli(*argv, cwd=folder, data_dir=ctx.data, env={"MNISTLAB_MIRRORS": "http://127.0.0.1:9/"})
         return Outcome(result, before, snapshot(folder))
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        done = dict(zip(jobs, pool.map(go, jobs)))
+    done = {row_id: go(row_id) for row_id in jobs}
     assert snapshot(ctx.run) == run_before, "a row changed the shared trained run"
     return done
 

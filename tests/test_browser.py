@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 import mnistlab
-from helpers import free_port, on_paper, served
+from helpers import on_paper
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -26,10 +26,6 @@ def shows(page, digit: str, timeout: float = 15000) -> str:
     return page.locator("#digit").inner_text()
 
 
-@pytest.fixture(scope="module")
-def server(trained_run, tmp_path_factory):
-    with served(trained_run.path, tmp_path_factory.mktemp("serve") / "serve.log", port=free_port()) as s:
-        yield s.url
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +49,7 @@ def page(browser, server):
     page.on("console", lambda m: m.type == "error" and not m.text.startswith("Failed to load resource: the server "
                                                                            "responded with a status of 4")
             and problems.append(f"console: {m.text}"))
-    page.goto(server)
+    page.goto(server.url)
     page.wait_for_function("document.querySelector('#model-info').textContent.includes('cnn')")
     yield page
     page.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -15,14 +14,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import run_cli, run_cli_process
 from mnistlab import runs
 
 
-def mnistlab(*args, env=None, timeout=600):
-    """Run the real command line in a subprocess, under umask 022 (the usual one)."""
-    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "mnistlab.cli", *map(str, args)], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, preexec_fn=lambda: os.umask(0o022))
+def mnistlab(*args):
+    """Run the real command line (its main(), in this process) under umask 022, the usual one."""
+    return run_cli(*args, umask=0o022)
 
 
 def assert_picture(path):
@@ -97,11 +95,12 @@ def test_summary_prints_the_model(cli_run):
 
 
 def test_help_is_fast_and_complete():
+    # A real process: what `mnistlab --help` imports at start-up is what this test is about.
     start = time.perf_counter()
-    result = mnistlab("--help")
+    result = run_cli_process("--help")
     took = time.perf_counter() - start
     assert result.returncode == 0
-    for command in ["train", "evaluate", "summary", "data", "predict", "read", "serve"]:
+    for command in ["train", "evaluate", "summary", "data", "predict", "read", "serve", "export", "finetune"]:
         assert command in result.stdout
     train_help = mnistlab("train", "--help").stdout
     assert "--recipe" in train_help and "dense512" in train_help and "--limit" in train_help
@@ -110,6 +109,10 @@ def test_help_is_fast_and_complete():
     probe = subprocess.run([sys.executable, "-c", "import mnistlab.cli, sys; mnistlab.cli.build_parser(); "
                             "print('keras' in sys.modules, 'tensorflow' in sys.modules)"], capture_output=True, text=True)
     assert probe.stdout.split() == ["False", "False"]
+    # A user error through the interpreter's own exit: one line on stderr, status 2.
+    bad = run_cli_process("train", "--epochs", "0")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "mnistlab train: error: argument --epochs: must be at least 1, got 0 (see mnistlab train --help)"], bad.stderr
 
 
 @pytest.mark.parametrize(

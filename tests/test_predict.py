@@ -198,10 +198,10 @@ def test_cli_json_is_the_api_record_and_status_follows_unreadable_files(trained_
     on_paper(x[5]).save(good)
     blank = tmp_path / "blank.png"
     Image.new("L", (80, 80), 255).save(blank)
-    r = run_cli("predict", trained_run.path, good, blank, "--json", timeout=300)
+    r = run_cli("predict", trained_run.path, good, blank, "--json")
     assert r.returncode == 0, r.stderr  # "no digit" is an answer, not an unreadable file
     assert json.loads(r.stdout) == json.loads(json.dumps(predict(trained_run, [good, blank])))
-    r = run_cli("predict", trained_run.path, good, tmp_path / "missing.png", timeout=300)
+    r = run_cli("predict", trained_run.path, good, tmp_path / "missing.png")
     assert r.returncode == 2
     [line] = r.stderr.strip().splitlines()
     assert line.startswith(f"mnistlab: error: {tmp_path / 'missing.png'}: no such file"), r.stderr

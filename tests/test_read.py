@@ -186,7 +186,7 @@ def test_low_confidence_and_the_table(trained_run, glyphs, tmp_path):
 
 
 def cli(*args):
-    return run_cli("read", *args, timeout=300)
+    return run_cli("read", *args)
 
 
 def test_cli_json_table_annotate_and_bad_files(trained_run, glyphs, tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,21 +12,22 @@ import numpy as np
 import pytest
 
 import mnistlab
+from helpers import cli_env, run_cli
 from mnistlab import runs
 from mnistlab.errors import RunError
 
 ARGS = ["--recipe", "cnn", "--limit", "8000", "--epochs", "3", "--seed", "5"]
 
 
-def start(out, data_dir, *extra):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.Popen([sys.executable, "-m", "mnistlab.cli", "train", *ARGS, "--out", str(out),
-                             "--data-dir", str(data_dir), *extra], env=env, stdout=subprocess.PIPE,
+def start(out, data_dir, args=ARGS):
+    """`mnistlab train ARGS` in its own process, which the test then kills or interrupts."""
+    return subprocess.Popen([sys.executable, "-m", "mnistlab.cli", "train", *args, "--out", str(out),
+                             "--data-dir", str(data_dir)], env=cli_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_epoch(out, epoch, proc, timeout=120):
-    state = out / "checkpoint" / "state.json"
+    state = out / runs.CHECKPOINT_DIR / runs.CHECKPOINT_STATE
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if state.is_file():
@@ -43,11 +43,11 @@ def wait_for_epoch(out, epoch, proc, timeout=120):
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, data_dir):
+    """The same run, never interrupted, trained in this process (the killed one below runs in its own)."""
     out = tmp_path_factory.mktemp("full") / "run"
-    proc = start(out, data_dir)
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err
-    return json.loads((out / "metrics.json").read_text())
+    result = run_cli("train", *ARGS, "--out", out, "--data-dir", data_dir)
+    assert result.returncode == 0, result.stderr
+    return json.loads((out / runs.METRICS_FILE).read_text())
 
 
 def test_kill_9_mid_epoch_then_resume_matches_the_uninterrupted_run(uninterrupted, tmp_path, data_dir):
@@ -62,18 +62,16 @@ def test_kill_9_mid_epoch_then_resume_matches_the_uninterrupted_run(uninterrupte
     assert not partial.complete and partial.metrics["status"] == "training"
     with pytest.raises(RunError, match="did not finish"):
         mnistlab.load_run(out, allow_partial=False)
-    ev = subprocess.run([sys.executable, "-m", "mnistlab.cli", "evaluate", str(out), "--data-dir", str(data_dir)],
-                        capture_output=True, text=True)
+    ev = run_cli("evaluate", out, "--data-dir", data_dir)
     assert ev.returncode == 0 and "did not finish" in ev.stderr and "did not finish" not in ev.stdout
 
-    resumed = subprocess.run([sys.executable, "-m", "mnistlab.cli", "train", "--resume", str(out), "--data-dir",
-                              str(data_dir)], capture_output=True, text=True)
+    resumed = run_cli("train", "--resume", out, "--data-dir", data_dir)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr
-    m = json.loads((out / "metrics.json").read_text())
+    m = json.loads((out / runs.METRICS_FILE).read_text())
     assert m["status"] == "complete" and m["epochs"] == 3
-    assert len((out / "history.csv").read_text().strip().splitlines()) == 1 + 3
-    assert not (out / "checkpoint").exists()
+    assert len((out / runs.HISTORY_FILE).read_text().strip().splitlines()) == 1 + 3
+    assert not (out / runs.CHECKPOINT_DIR).exists()
     # Shuffles come from (seed, epoch) and the RNG state is checkpointed: on TensorFlow/CPU the
     # resumed run repeats the uninterrupted one exactly.
     assert m["test_accuracy"] == uninterrupted["test_accuracy"]
@@ -82,14 +80,14 @@ def test_kill_9_mid_epoch_then_resume_matches_the_uninterrupted_run(uninterrupte
 
 def test_ctrl_c_saves_and_marks_the_run_interrupted(tmp_path, data_dir):
     out = tmp_path / "run"
-    proc = start(out, data_dir)
+    proc = start(out, data_dir, ["--recipe", "mlp", "--limit", "2000", "--epochs", "50", "--seed", "5"])
     wait_for_epoch(out, 1, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "--resume" in err and "Traceback" not in err
-    assert json.loads((out / "metrics.json").read_text())["status"] == "interrupted"
-    assert (out / "checkpoint" / "state.json").is_file()
+    assert json.loads((out / runs.METRICS_FILE).read_text())["status"] == "interrupted"
+    assert (out / runs.CHECKPOINT_DIR / runs.CHECKPOINT_STATE).is_file()
 
 
 def test_resume_of_a_finished_run_is_refused(trained_run):
@@ -101,13 +99,12 @@ def test_resume_of_a_finished_run_is_refused(trained_run):
                                   ["--ensemble", "2"], ["--batch-size", "64"], ["--dataset", "mnist"],
                                   ["--out", "elsewhere"], ["--force"]])
 def test_a_setting_given_with_resume_is_an_error_naming_it(flag, trained_run, tmp_path):
-    before = (trained_run.path / "metrics.json").read_bytes()
-    result = subprocess.run([sys.executable, "-m", "mnistlab.cli", "train", "--resume", str(trained_run.path), *flag],
-                            capture_output=True, text=True, cwd=tmp_path)
+    before = (trained_run.path / runs.METRICS_FILE).read_bytes()
+    result = run_cli("train", "--resume", trained_run.path, *flag, cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and flag[0] in lines[0] and "--resume" in lines[0], result.stderr
-    assert (trained_run.path / "metrics.json").read_bytes() == before and not (tmp_path / "elsewhere").exists()
+    assert (trained_run.path / runs.METRICS_FILE).read_bytes() == before and not (tmp_path / "elsewhere").exists()
 
 
 @pytest.mark.parametrize("recipe, generators", [("cnn", 1), ("best", 5), ("mlp", 0)])

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import mnistlab
-from helpers import HOST, canvas_png, copy_run, png_declaring, run_cli, served, set_metrics
+from helpers import HOST, canvas_png, copy_run, png_declaring, run_cli, set_metrics
 from mnistlab.errors import RunError, UsageError
 from mnistlab.serve import create_app, serve
 from mnistlab.serve.app import MAX_BODY_BYTES
@@ -183,7 +183,7 @@ def test_a_busy_port_is_one_line_and_status_2(trained_run):
         busy.bind((HOST, 0))
         busy.listen()
         port = busy.getsockname()[1]
-        r = run_cli("serve", trained_run.path, "--host", HOST, "--port", port, timeout=120)
+        r = run_cli("serve", trained_run.path, "--host", HOST, "--port", port)
     assert r.returncode == 2, f"exit {r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}"
     assert "Traceback" not in r.stderr and "serving" not in r.stdout, r.stdout + r.stderr
     [line] = r.stderr.strip().splitlines()
@@ -196,13 +196,13 @@ def test_an_address_not_of_this_machine_is_a_usage_error(trained_run):
         serve(trained_run.path, host="192.0.2.1", port=0)
 
 
-def test_port_0_serves_on_a_free_port_and_prints_it(trained_run, tmp_path):
-    with served(trained_run.path, tmp_path / "serve.log", port=0) as server:
-        assert server.port != 0
-        [line] = [line for line in server.log_text().splitlines() if "serving" in line]
-        assert line == f"mnistlab: serving {trained_run.path} at http://{HOST}:{server.port}/  (Ctrl-C to stop)"
-        with urllib.request.urlopen(server.url + "/api/model", timeout=10) as r:
-            assert json.load(r)["recipe"] == "cnn"
+def test_port_0_serves_on_a_free_port_and_prints_it(trained_run, server):
+    # The session's real server was started with --port 0 (conftest.py).
+    assert server.port != 0
+    [line] = [line for line in server.log_text().splitlines() if "serving" in line]
+    assert line == f"mnistlab: serving {trained_run.path} at http://{HOST}:{server.port}/  (Ctrl-C to stop)"
+    with urllib.request.urlopen(server.url + "/api/model", timeout=10) as r:
+        assert json.load(r)["recipe"] == "cnn"
 
 
 def test_blank_image_is_a_record_without_a_digit(client, trained_run):
