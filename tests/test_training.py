@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import mnistlab
+from helpers import copy_run
 from mnistlab import runs
 from mnistlab.errors import RunError, UsageError
 from mnistlab.recipes import get_recipe
@@ -23,10 +24,32 @@ def _quiet(**kwargs):
     return {"verbose": 0, "log": lambda msg: None, **kwargs}
 
 
-def test_same_seed_gives_the_same_result(tmp_path, data_dir):
-    a = mnistlab.train("mlp", epochs=1, limit=2000, seed=7, out=tmp_path / "a", data_dir=data_dir, **_quiet())
-    b = mnistlab.train("mlp", epochs=1, limit=2000, seed=7, out=tmp_path / "b", data_dir=data_dir, **_quiet())
-    c = mnistlab.train("mlp", epochs=1, limit=2000, seed=8, out=tmp_path / "c", data_dir=data_dir, **_quiet())
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory, data_dir):
+    """Three small mlp runs, two with seed 7 and one with seed 8, and the label order each epoch's fit was given."""
+    import keras
+
+    orders: list[np.ndarray] = []
+    fit = keras.Model.fit
+
+    def spy(self, x=None, y=None, **kwargs):
+        orders.append(np.asarray(y).copy())
+        return fit(self, x, y, **kwargs)
+
+    out = tmp_path_factory.mktemp("seeded")
+    trained = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(keras.Model, "fit", spy)
+        for name, seed in [("a", 7), ("b", 7), ("c", 8)]:
+            start = len(orders)
+            run = mnistlab.train("mlp", epochs=3, limit=1000, batch_size=100, seed=seed, out=out / name,
+                                 data_dir=data_dir, **_quiet())
+            trained[name] = (run, orders[start:])
+    return trained
+
+
+def test_same_seed_gives_the_same_result(seeded):
+    (a, _), (b, _), (c, _) = seeded["a"], seeded["b"], seeded["c"]
     assert a.metrics["test_accuracy"] == b.metrics["test_accuracy"]
     assert a.metrics["confusion_matrix"] == b.metrics["confusion_matrix"]
     assert a.metrics["confusion_matrix"] != c.metrics["confusion_matrix"]
@@ -120,26 +143,15 @@ def test_settings_are_a_typed_frozen_record(trained_run):
     assert runs.RunSettings.from_json(s.to_json(), run.path) == s
 
 
-def test_each_epoch_shuffles_differently_and_reproducibly(tmp_path, data_dir, monkeypatch):
-    import keras
-
-    seen: list[np.ndarray] = []
-    fit = keras.Model.fit
-
-    def spy(self, x=None, y=None, **kwargs):
-        seen.append(np.asarray(y).copy())
-        return fit(self, x, y, **kwargs)
-
-    monkeypatch.setattr(keras.Model, "fit", spy)
-    mnistlab.train("mlp", epochs=3, limit=500, batch_size=100, out=tmp_path / "a", data_dir=data_dir, **_quiet())
-    mnistlab.train("mlp", epochs=3, limit=500, batch_size=100, out=tmp_path / "b", data_dir=data_dir, **_quiet())
-    first, second = seen[:3], seen[3:]
-    assert len(seen) == 6
+def test_each_epoch_shuffles_differently_and_reproducibly(seeded):
+    (_, first), (_, second), (_, other) = seeded["a"], seeded["b"], seeded["c"]
+    assert len(first) == len(second) == len(other) == 3, "one fit call per epoch"
     for a, b in [(first[0], first[1]), (first[1], first[2]), (first[0], first[2])]:
         assert not np.array_equal(a, b), "two epochs visited the training images in the same order"
         assert np.array_equal(np.sort(a), np.sort(b)), "every epoch visits the same images"
-    for a, b in zip(first, second):
+    for a, b, c in zip(first, second, other):
         np.testing.assert_array_equal(a, b)  # the same seed gives the same orders
+        assert not np.array_equal(a, c), "another seed gives other orders"
 
 
 FORMAT1 = Path(__file__).parent / "fixtures" / "format1"
@@ -188,37 +200,30 @@ def test_an_interrupted_run_of_format_1_resumes(tmp_path, data_dir):
     assert not (path / runs.CHECKPOINT_DIR).exists()
 
 
-def _copy_run(run, dest):
-    import shutil
-
-    shutil.copytree(run.path, dest)
-    return dest
-
-
 def test_broken_run_directories_are_refused(trained_run, tmp_path):
-    missing_model = _copy_run(trained_run, tmp_path / "missing")
+    missing_model = copy_run(trained_run.path, tmp_path / "missing")
     (missing_model / runs.MODEL_FILE).unlink()
     with pytest.raises(RunError, match="model.keras missing"):
         mnistlab.load_run(missing_model)
 
-    not_zip = _copy_run(trained_run, tmp_path / "notzip")
+    not_zip = copy_run(trained_run.path, tmp_path / "notzip")
     (not_zip / runs.MODEL_FILE).write_bytes(b"\x80\x04 this is a pickle, not a .keras file")
     with pytest.raises(RunError, match="not a .keras model file"):
         mnistlab.load_run(not_zip).model
 
-    bad_zip = _copy_run(trained_run, tmp_path / "badzip")
+    bad_zip = copy_run(trained_run.path, tmp_path / "badzip")
     with zipfile.ZipFile(bad_zip / runs.MODEL_FILE, "w") as z:
         z.writestr("config.json", "{not json")
     with pytest.raises(RunError, match="cannot load the model"):
         mnistlab.load_run(bad_zip).model
 
-    newer = _copy_run(trained_run, tmp_path / "newer")
+    newer = copy_run(trained_run.path, tmp_path / "newer")
     m = json.loads((newer / runs.METRICS_FILE).read_text())
     (newer / runs.METRICS_FILE).write_text(json.dumps({**m, "format": runs.FORMAT_VERSION + 1}))
     with pytest.raises(RunError, match="newer mnistlab"):
         mnistlab.load_run(newer)
 
-    no_metrics = _copy_run(trained_run, tmp_path / "nometrics")
+    no_metrics = copy_run(trained_run.path, tmp_path / "nometrics")
     (no_metrics / runs.METRICS_FILE).unlink()
     with pytest.raises(RunError, match="metrics.json missing"):
         mnistlab.load_run(no_metrics)
@@ -227,7 +232,7 @@ def test_broken_run_directories_are_refused(trained_run, tmp_path):
 def test_model_with_the_wrong_input_shape_is_refused(trained_run, tmp_path):
     import keras
 
-    odd = _copy_run(trained_run, tmp_path / "odd")
+    odd = copy_run(trained_run.path, tmp_path / "odd")
     model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
     model.save(odd / runs.MODEL_FILE)
     with pytest.raises(RunError, match=r"input of shape \(32, 32, 3\)"):
