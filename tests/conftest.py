@@ -59,13 +59,21 @@ def trained_run(tmp_path_factory, data_dir):
 
 
 @pytest.fixture(scope="session")
-def server(trained_run, tmp_path_factory):
+def corrections_dir(tmp_path_factory) -> Path:
+    """Where the session's real server saves corrected pictures (serve --corrections)."""
+    return tmp_path_factory.mktemp("corrections") / "mine"
+
+
+@pytest.fixture(scope="session")
+def server(trained_run, tmp_path_factory, corrections_dir):
     """The real `mnistlab serve` of the shared run in a subprocess, on a port it chose (--port 0), for the session.
 
     One server for every test that needs a real one (the abuse tests, the browser, --port 0): each start imports
-    TensorFlow and loads the model. Its log must hold no traceback when the session ends (helpers.served).
+    TensorFlow and loads the model. It saves corrections to `corrections_dir`. Its log must hold no traceback when
+    the session ends (helpers.served).
     """
     from helpers import served
 
-    with served(trained_run.path, tmp_path_factory.mktemp("serve") / "server.log", port=0) as s:
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    with served(trained_run.path, log, port=0, args=("--corrections", str(corrections_dir))) as s:
         yield s

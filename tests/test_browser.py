@@ -87,6 +87,24 @@ def test_drawing_a_one_shows_the_prediction_and_bars(page, artifacts):
     page.screenshot(path=str(artifacts / "browser.png"))
 
 
+def test_a_wrong_answer_is_corrected_and_saved_for_finetune(page, corrections_dir, artifacts):
+    from mnistlab.labelled import PREPROCESSED_DIR
+
+    assert not page.locator("#correct").is_visible(), "nothing to correct before an answer"
+    draw(page, [(140, 40), (142, 140), (144, 240)])
+    assert shows(page, "1") == "1"
+    assert page.locator("#correct").is_visible() and page.locator("#correct-digits button").count() == 10
+    page.click("#correct-digits button[data-digit='7']")  # say it was a 7
+    page.wait_for_function("document.querySelector('#message').textContent.startsWith('saved as a 7')",
+                           timeout=15000)
+    page.screenshot(path=str(artifacts / "browser-correction.png"))
+    saved = list((corrections_dir / "7").glob("*.png"))
+    assert len(saved) == 1 and saved[0].read_bytes().startswith(b"\x89PNG"), "the pad's picture, as a PNG"
+    assert (corrections_dir / PREPROCESSED_DIR / "7" / saved[0].name).is_file()
+    page.click("#clear")
+    assert not page.locator("#correct").is_visible()
+
+
 def test_the_answer_updates_while_drawing_and_clear_resets(page, artifacts):
     # The pen is still down: the debounced request goes out when the pointer rests, before pointerup.
     draw(page, [(60, 50), (220, 50), (150, 160), (110, 250)], release=False)

@@ -229,3 +229,59 @@ def test_model_is_loaded_once(trained_run, monkeypatch, digits):
         for i in range(3):
             assert c.post("/api/predict", files={"file": ("d.png", canvas_png(digits[0][i]), "image/png")}).status_code == 200
     assert len(loads) == 1
+
+
+# ---------------------------------------------------------------------------------- corrections (serve --corrections)
+
+
+def test_a_correction_is_saved_into_a_labelled_folder_finetune_reads(trained_run, digits, tmp_path):
+    from mnistlab.labelled import PREPROCESSED_DIR, read_labelled_folder
+
+    folder = tmp_path / "mine"
+    png = canvas_png(digits[0][0])
+    with TestClient(create_app(mnistlab.load_run(trained_run.path), corrections=folder)) as c:
+        assert c.get("/api/model").json()["corrections"] is True
+        first = c.post("/api/correct?digit=7", files={"file": ("pad.png", png, "image/png")})
+        assert first.status_code == 200, first.text
+        saved = first.json()
+        assert (saved["label"], saved["digit"], saved["added"], saved["pictures"]) == ("7", 7, True, 1)
+        again = c.post("/api/correct?digit=7", json={"image": base64.b64encode(png).decode()}).json()
+        assert again["added"] is False and again["file"] == saved["file"], "the same picture is kept once"
+        other = c.post("/api/correct?digit=3", files={"file": ("p.png", canvas_png(digits[0][1]), "image/png")})
+        assert other.json()["pictures"] == 2 and other.json()["class_pictures"] == 1
+    assert (folder / saved["file"]).read_bytes() == png, "the picture is kept as it was sent"
+    with Image.open(folder / saved["preprocessed_file"]) as seen:
+        assert seen.size == (28, 28)
+    assert saved["preprocessed_file"].startswith(PREPROCESSED_DIR)
+    labelled = read_labelled_folder(folder, trained_run.class_names)  # what finetune --images reads
+    assert sorted(labelled.y.tolist()) == [3, 7] and len(labelled.files) == 2
+    assert not [p for p in folder.rglob("*") if p.name.startswith(".") and p.name != PREPROCESSED_DIR]
+
+
+def test_bad_corrections_are_refused_and_nothing_is_saved(trained_run, digits, tmp_path, monkeypatch):
+    import mnistlab.labelled as labelled
+
+    folder = tmp_path / "mine"
+    png = canvas_png(digits[0][0])
+    blank = io.BytesIO()
+    Image.new("L", (100, 100), 255).save(blank, format="PNG")
+    monkeypatch.setattr(labelled, "MAX_CORRECTIONS", 1)
+    with TestClient(create_app(mnistlab.load_run(trained_run.path), corrections=folder)) as c:
+        for query in ["", "?digit=", "?digit=x", "?digit=10", "?digit=-1"]:
+            r = c.post(f"/api/correct{query}", files={"file": ("pad.png", png, "image/png")})
+            assert r.status_code == 400 and "digit=" in r.json()["detail"], (query, r.text)
+        r = c.post("/api/correct?digit=1", files={"file": ("blank.png", blank.getvalue(), "image/png")})
+        assert r.status_code == 400 and "nothing to save" in r.json()["detail"]
+        r = c.post("/api/correct?digit=1", files={"file": ("notes.txt", b"not an image", "text/plain")})
+        assert r.status_code == 400 and r.json()["detail"].startswith("notes.txt")
+        assert list(folder.iterdir()) == []
+        assert c.post("/api/correct?digit=1", files={"file": ("a.png", png, "image/png")}).status_code == 200
+        full = c.post("/api/correct?digit=2", files={"file": ("b.png", canvas_png(digits[0][1]), "image/png")})
+        assert full.status_code == 507 and "full (1 pictures)" in full.json()["detail"]
+    with TestClient(create_app(mnistlab.load_run(trained_run.path))) as off:
+        r = off.post("/api/correct?digit=1", files={"file": ("a.png", png, "image/png")})
+        assert r.status_code == 404 and "--corrections" in r.json()["detail"]
+        assert off.get("/api/model").json()["corrections"] is False
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(UsageError, match=r"^corrections='.*a-file': not a folder"):
+        create_app(mnistlab.load_run(trained_run.path), corrections=tmp_path / "a-file")

@@ -176,12 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_arg(p)
 
     p = sub.add_parser("serve", help="start the draw-a-digit web app",
-                       description="Serve a web page to draw or upload a digit and see the model's prediction, and a "
-                                   "JSON API (POST /api/predict, GET /api/health, GET /api/model).")
+                       description="Serve a web page to draw or upload a digit and see the model's prediction, write a "
+                                   "number and see it read, and a JSON API (POST /api/predict, POST /api/read, "
+                                   "POST /api/correct, GET /api/health, GET /api/model).")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, metavar="N", help="port (default: 8000; 0: any free port)")
     p.add_argument("--allow-partial", action="store_true", help="use a run whose training did not finish")
+    p.add_argument("--corrections", type=Path, metavar="DIR",
+                   help="save the answers users correct on the page (\"wrong? it is a 7\") into DIR/<digit>/, "
+                        "ready for `mnistlab finetune RUN --images DIR` (default: off; at most "
+                        "10,000 pictures)")
     _engine_arg(p)
 
     p = sub.add_parser("export", help="export a run's model to ONNX, LiteRT or SavedModel, checked against Keras",
@@ -346,7 +351,8 @@ def _cmd_read(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .serve import serve
 
-    serve(args.run_dir, host=args.host, port=args.port, allow_partial=args.allow_partial, engine=args.engine)
+    serve(args.run_dir, host=args.host, port=args.port, allow_partial=args.allow_partial, engine=args.engine,
+          corrections=args.corrections)
     return 0
 
 

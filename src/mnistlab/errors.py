@@ -62,3 +62,7 @@ class NoDigitError(ImageError):
 
 class DependencyError(MnistlabError, ImportError):
     """A command needs a package this installation lacks (Keras on a predict-only install, a converter)."""
+
+
+class CorrectionsFullError(MnistlabError, OSError):
+    """A corrections folder holds as many pictures as it may (labelled.MAX_CORRECTIONS)."""

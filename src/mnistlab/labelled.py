@@ -85,3 +85,84 @@ def read_labelled_folder(folder: str | os.PathLike, class_names: Sequence[str], 
             named = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
             raise ImageError(f"{named} (fix or remove that picture in the labelled folder)") from exc
     return LabelledImages(folder, x, np.asarray(labels, dtype=np.int64), tuple(files))
+
+
+# ---------------------------------------------------------------------------------------- adding to a folder
+
+MAX_CORRECTIONS = 10_000  # pictures a corrections folder takes (at most 5 MB each): fine-tune on them, then empty it
+PREPROCESSED_DIR = ".preprocessed"  # hidden, so read_labelled_folder (and finetune) skip it
+_SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif"}
+
+
+class CorrectionsFolder:
+    """A labelled folder that pictures are added to, one at a time (the server's `--corrections DIR`).
+
+    Each picture is saved as it came, `DIR/<class>/<time>-<hash>.<ext>`, so `finetune RUN --images DIR` reads it
+    through the same preprocessing as `predict`; the 28x28 the model saw goes to `DIR/.preprocessed/<class>/`
+    under the same name, for looking at. Writes are atomic and the same picture sent twice is kept once. Adding
+    is safe from several threads (the server's threadpool).
+    """
+
+    def __init__(self, folder: str | os.PathLike, class_names: Sequence[str], *, limit: int | None = None,
+                 param: str = "corrections"):
+        import threading
+
+        self.folder, self.class_names = Path(folder), list(class_names)
+        self.limit = MAX_CORRECTIONS if limit is None else limit
+        if self.folder.exists() and not self.folder.is_dir():
+            raise UsageError("not a folder; give a folder to save corrected pictures in", param=param,
+                             value=folder)
+        unsafe = [n for n in self.class_names if not n or n.startswith(".") or "/" in n or os.sep in n]
+        if unsafe:
+            raise UsageError(f"class name {unsafe[0]!r} cannot be a folder name, so this run's corrections cannot "
+                             "be saved in the labelled-folder layout", param=param, value=folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create it ({exc.strerror}); choose another folder", param=param,
+                             value=folder) from None
+        self._lock = threading.Lock()
+        self._count = len(_pictures(self.folder))
+
+    def counts(self) -> dict[str, int]:
+        """How many pictures each class folder holds now."""
+        return {name: len(_pictures(self.folder / name)) if (self.folder / name).is_dir() else 0
+                for name in self.class_names}
+
+    def add(self, data: bytes, label: int, digit: np.ndarray) -> dict:
+        """Save picture file bytes (already read by images.preprocess into `digit`) as class `label`; what was saved."""
+        import hashlib
+        import io
+        from datetime import datetime, timezone
+
+        from PIL import Image
+
+        from . import fsutil
+        from .errors import CorrectionsFullError
+
+        if not 0 <= label < len(self.class_names):
+            raise UsageError(f"not a class of this model (0 to {len(self.class_names) - 1})", param="digit",
+                             value=label)
+        with Image.open(io.BytesIO(data)) as im:
+            suffix = _SUFFIXES.get(im.format or "", ".png")
+        name = self.class_names[label]
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        with self._lock:
+            existing = sorted((self.folder / name).glob(f"*-{digest}{suffix}"))
+            if existing:
+                path, added = existing[0], False
+            else:
+                if self._count >= self.limit:
+                    raise CorrectionsFullError(f"{self.folder}: the corrections folder is full ({self.limit} "
+                                               "pictures); fine-tune on it (mnistlab finetune RUN --images "
+                                               f"{self.folder}) and empty it, or start with another folder")
+                stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+                path, added = self.folder / name / f"{stamp}-{digest}{suffix}", True
+                buf = io.BytesIO()
+                Image.fromarray(np.round(np.clip(digit, 0, 1) * 255).astype(np.uint8), mode="L").save(buf, "PNG")
+                fsutil.write_bytes(self.folder / PREPROCESSED_DIR / name / f"{path.stem}.png", buf.getvalue())
+                fsutil.write_bytes(path, data)  # last: the picture finetune reads appears only once all is written
+                self._count += 1
+        return {"label": name, "digit": label, "file": str(path.relative_to(self.folder)),
+                "preprocessed_file": str(Path(PREPROCESSED_DIR) / name / f"{path.stem}.png"), "added": added,
+                "class_pictures": len(_pictures(self.folder / name)), "pictures": self._count}

@@ -5,6 +5,8 @@
     GET  /api/model     recipe, dataset, test accuracy, status, class names, parameter count
     POST /api/predict   an image as multipart field "file", or JSON {"image": "<base64 or data: URL>"}
     POST /api/read      the same inputs; the number written on one line (the record of `mnistlab read --json`)
+    POST /api/correct?digit=D   the same inputs: saves the picture as a D in the corrections folder (serve
+                        --corrections DIR; 404 when the server was started without one), ready for `finetune`
 
 `POST /api/predict` answers with the prediction record of docs/design.md, the same as `mnistlab predict
 --json`, plus one field for the page: `preprocessed`, the 28x28 image the model saw as a base64 PNG.
@@ -154,8 +156,11 @@ async def read_upload(request: Request) -> tuple[bytes, str]:
     return data, name
 
 
-def create_app(run: Run, *, max_pixels: int = MAX_PIXELS) -> Any:
-    """The ASGI application serving `run` (its model is loaded and warmed now, once, not per request)."""
+def create_app(run: Run, *, max_pixels: int = MAX_PIXELS, corrections: str | Path | None = None) -> Any:
+    """The ASGI application serving `run` (its model is loaded and warmed now, once, not per request).
+
+    With `corrections` (a folder, created if missing), POST /api/correct saves pictures the user labels there.
+    """
     from .. import __version__
     from ..images import preprocess
     from ..prediction import DEFAULT_MIN_CONFIDENCE, record
@@ -163,12 +168,16 @@ def create_app(run: Run, *, max_pixels: int = MAX_PIXELS) -> Any:
     from ..reading import record as read_record
     from ..reading import segment
 
+    from ..labelled import CorrectionsFolder
+
+    saved = CorrectionsFolder(corrections, run.class_names) if corrections is not None else None
     run.predict_proba(np.zeros((1, 28, 28), np.float32))  # load and trace the model before the first request
     info = {
         "recipe": run.settings.recipe, "dataset": run.settings.dataset,
         "test_accuracy": run.metrics.get("test_accuracy"), "status": run.status.value,
         "class_names": run.class_names, "params": run.metrics.get("params"), "ensemble": run.settings.ensemble,
         "min_confidence": DEFAULT_MIN_CONFIDENCE, "mnistlab": __version__, "engine": run.engine,
+        "corrections": saved is not None,
     }
 
     app = FastAPI(title="mnistlab", version=__version__, description=__doc__)
@@ -234,6 +243,32 @@ def create_app(run: Run, *, max_pixels: int = MAX_PIXELS) -> Any:
         status, body = await run_in_threadpool(read_number, data, name)
         return JSONResponse(body, status_code=status)
 
+    def save_correction(data: bytes, name: str, label: int) -> tuple[int, dict]:
+        from ..errors import CorrectionsFullError
+
+        try:
+            digit = preprocess(data, max_pixels=max_pixels)
+        except NoDigitError as exc:
+            return 400, {"detail": f"{_named(exc, name)}; nothing to save"}
+        except ImageError as exc:
+            return 400, {"detail": _named(exc, name)}
+        try:
+            return 200, saved.add(data, label, digit)
+        except CorrectionsFullError as exc:
+            return 507, {"detail": str(exc)}
+
+    @app.post("/api/correct")
+    async def correct(request: Request, digit: str = "") -> JSONResponse:
+        """Save the picture as class `digit` (0-9 for digits) in the corrections folder, for `mnistlab finetune`."""
+        if saved is None:
+            raise HTTPException(404, "corrections are off: start the server with --corrections DIR to save them")
+        classes = len(run.class_names)
+        if not digit.isdigit() or not 0 <= int(digit) < classes:
+            raise HTTPException(400, f"digit={digit!r}: give the right answer as ?digit=0 to {classes - 1}")
+        data, name = await read_upload(request)
+        status, body = await run_in_threadpool(save_correction, data, name, int(digit))
+        return JSONResponse(body, status_code=status)
+
     return BodyLimit(app)
 
 
@@ -243,10 +278,11 @@ def _named(exc: ImageError, name: str) -> str:
 
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, allow_partial: bool = False,
-          engine: str = "auto") -> None:
+          engine: str = "auto", corrections: str | Path | None = None) -> None:
     """Load a run (refusing an unfinished one unless allow_partial) and serve the app with uvicorn until interrupted.
 
     `engine` is load_run's: through onnxruntime (no TensorFlow) when the run has a checked ONNX export, by default.
+    `corrections`: a folder where the page's "wrong? it is a ..." answers are saved (off by default).
 
     The port is taken before anything is loaded or printed, so a busy one is a UsageError at once; port 0 takes
     any free port, and the line printed names the one taken.
@@ -290,8 +326,10 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, allow_
             param, value, problem = "port", port, f"cannot listen on {host}: {exc.strerror or exc} ({code})"
         raise UsageError(problem, param=param, value=value) from None
     try:
-        app = create_app(load_run(run_dir, allow_partial=allow_partial, engine=engine))
+        app = create_app(load_run(run_dir, allow_partial=allow_partial, engine=engine), corrections=corrections)
         port = sock.getsockname()[1]
+        if corrections is not None:
+            print(f"mnistlab: saving corrections to {corrections}", flush=True)
         print(f"mnistlab: serving {run_dir} at http://{shown}:{port}/  (Ctrl-C to stop)", flush=True)
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_keep_alive=5,
                                                h11_max_incomplete_event_size=65536))

@@ -18,6 +18,9 @@ const DEBOUNCE_MS = 100;
 let pointerId = null, last = null, dirty = false, timer = null, inFlight = false, queued = false;
 // Bumped by Clear and by an upload: an answer for an older drawing is dropped instead of shown.
 let generation = 0;
+// The picture behind the answer shown (the pad's PNG or the uploaded file), for "wrong? it is a ...".
+let shownPicture = null, correctionsOn = false;
+const correctEl = document.getElementById("correct");
 
 const colours = () => (invertEl.checked ? { paper: "#000", ink: "#fff" } : { paper: "#fff", ink: "#000" });
 
@@ -28,6 +31,7 @@ function clearPad() {
   ctx.fillRect(0, 0, pad.width, pad.height);
   pad.classList.toggle("inverted", invertEl.checked);
   dirty = false;
+  shownPicture = null;
   showEmpty("draw something");
   messageEl.textContent = "";
 }
@@ -39,6 +43,7 @@ function showEmpty(text) {
   confEl.textContent = text;
   confEl.className = "muted";
   seenEl.hidden = true;
+  correctEl.hidden = true;
   renderBars(null);
 }
 
@@ -88,7 +93,34 @@ function show(result, ms) {
     seenEl.hidden = false;
   }
   messageEl.textContent = ms === undefined ? "" : `answered in ${Math.round(ms)} ms`;
+  // A refused picture can be a digit the model missed; a blank one holds nothing to save.
+  const answered = result.digit !== null && result.digit !== undefined || result.reason === "not a digit";
+  correctEl.hidden = !(correctionsOn && shownPicture && answered);
 }
+
+// "Wrong? It is a 7": the picture is saved as a 7 in the server's corrections folder (serve --corrections DIR).
+async function correct(digit) {
+  if (!shownPicture) return;
+  const form = new FormData();
+  form.append("file", shownPicture.blob, shownPicture.name);
+  try {
+    const [saved] = await send(form, `/api/correct?digit=${digit}`);
+    messageEl.textContent = `saved as a ${saved.label}: ${saved.class_pictures} picture`
+      + `${saved.class_pictures === 1 ? "" : "s"} of ${saved.label} to fine-tune on`;
+  } catch (err) {
+    messageEl.textContent = "not saved: " + err.message;
+  }
+}
+
+document.getElementById("correct-digits").replaceChildren(...Array.from({ length: 10 }, (_, d) => {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = String(d);
+  button.dataset.digit = String(d);
+  button.title = `save this picture as a ${d}, to fine-tune the model on`;
+  button.addEventListener("click", () => correct(d));
+  return button;
+}));
 
 async function send(body, url = "/api/predict") {
   const started = performance.now();
@@ -108,7 +140,7 @@ async function predictCanvas() {
     const form = new FormData();
     form.append("file", blob, "canvas.png");
     const [result, ms] = await send(form);
-    if (asked === generation) show(result, ms);
+    if (asked === generation) { shownPicture = { blob, name: "canvas.png" }; show(result, ms); }
   } catch (err) {
     if (asked === generation) messageEl.textContent = "prediction failed: " + err.message;
   } finally {
@@ -281,7 +313,7 @@ async function upload(file) {
   confEl.textContent = `reading ${file.name}…`;
   try {
     const [result, ms] = await send(form);
-    if (asked === generation) show(result, ms);
+    if (asked === generation) { shownPicture = { blob: file, name: file.name }; show(result, ms); }
   } catch (err) {
     if (asked === generation) { showEmpty("could not read the image"); messageEl.textContent = err.message; }
   }
@@ -307,6 +339,7 @@ fetch("/api/model").then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTT
   if (typeof m.params === "number") parts.push(`${m.params.toLocaleString("en")} parameters`);
   if (typeof m.test_accuracy === "number") parts.push(`${(m.test_accuracy * 100).toFixed(2)}% on the ${m.dataset} test set`);
   if (m.status && m.status !== "complete") parts.push(`training ${m.status}`);
+  correctionsOn = !!m.corrections;
   document.getElementById("model-info").textContent = parts.join(" · ");
 }).catch((err) => { document.getElementById("model-info").textContent = `model info unavailable (${err.message})`; });
 
