@@ -16,7 +16,7 @@ from helpers import cli_env, run_cli
 from mnistlab import runs
 from mnistlab.errors import RunError
 
-ARGS = ["--recipe", "cnn", "--limit", "8000", "--epochs", "3", "--seed", "5"]
+ARGS = ["--recipe", "cnn", "--limit", "4000", "--epochs", "3", "--seed", "5"]
 
 
 def start(out, data_dir, args=ARGS):
