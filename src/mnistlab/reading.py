@@ -2,28 +2,33 @@
 
 How a picture becomes a number (`read`, `mnistlab read`, `POST /api/read`):
 
-1. The picture is loaded as `images.load_image` loads it, reduced (box average) to at most `WORK_LONG` pixels
-   on its longer side, and turned into an ink map as `images.preprocess` does for one digit: polarity from
-   the paper's median, uneven light and shadows removed by a grey opening, ink strength relative to the
-   paper, Otsu's threshold near the likely ink.
+1. The picture is loaded as `images.load_image` loads it (a JPEG decoded at a reduced scale where it is
+   large), resized (box average) to at most `WORK_LONG` pixels on its longer side, and turned into an ink map
+   as `images.preprocess` does for one digit: polarity from the paper's median, uneven light and shadows
+   removed by a grey opening (its window chosen on a half-size copy), ink strength relative to the paper,
+   Otsu's threshold near the likely ink.
 2. Ruled lines and underlines are removed: long horizontal runs of ink (`RULE_LENGTH`, allowing a slight
    slant), only where the ink is thinner than a pen stroke, so the strokes crossing them stay.
 3. Connected components (scipy.ndimage.label, 8-connected). Strips along the picture's sides (a desk, a
    shadow's rim), specks (`SPECK_AREA`) and ink away from the line of writing are dropped. The height of
    the writing, `H`, is the median height of the large components; a piece much shorter than that (the
    lifted bar of a 5, the crossbar of a 7) joins the digit it stands over, and a dot or a speck is dropped.
-4. Over-segmentation: a piece wider than `SPLIT_WIDTH` times the number's typical digit width may be
-   touching digits, so it is cut along the least-ink paths from top to bottom, up to `MAX_CUTS` of them.
+4. Over-segmentation: a piece wider than `SPLIT_WIDTH` typical digit widths or `CUT_FROM` H may be touching
+   digits. From every start column across it (every half `MIN_CUT_SPACING` H) the least-ink path from top to
+   bottom is found (one dynamic programme over all starts at once); the paths through least ink, each the
+   best of its neighbours, up to `MAX_CUTS` of them, cut the piece into slices.
 5. Recognition-based choice: every run of up to `MAX_SPAN` neighbouring pieces that could be one digit is
    rendered MNIST-style (`images._render`: strength ramp, thin strokes thickened, 20 px box, centre of
-   mass) and classified in one batch; a Viterbi pass picks the partition of the pieces into digits that
-   maximises the sum of log confidences, less costs for what a digit rarely is (much wider than the others,
-   a fragment much shorter than the writing, with a clear gap inside it, made by cutting through strokes,
-   overlapping its neighbour). So a digit of strokes that do not touch stays one digit when the model reads
-   the whole better than the parts, and touching digits are split where the model reads both parts well.
+   mass) and classified in one batch, with calibrated probabilities and the run's not-a-digit detector
+   (`rejection.py`). Each candidate is described by `FEATURES` (the model's confidence, the detector's
+   log-odds, width and height against the writing's, cuts on its sides and through strokes, gaps inside,
+   overlap with its neighbours) and scored linearly; a Viterbi pass picks the partition of the pieces into
+   digits with the highest total score. The weights were learnt on development numbers by a structured
+   perceptron (`benchmarks/read_numbers.py --fit`): the model's confidence alone cannot choose, because it
+   is as sure of two touching digits taken as one (an "87" read as an 8) as of either digit alone.
 
-The answer's confidence is the product of its digits' confidences: with calibrated digits, the chance that
-the whole number is right.
+The answer's confidence is the product of its digits' (calibrated) confidences: the chance that the whole
+number is right if the segmentation is.
 """
 
 from __future__ import annotations
@@ -66,10 +71,10 @@ MAX_PIECES = 48  # pieces kept (the largest), so that a picture full of marks an
 FEATURES = ("log confidence", "not-a-digit log-odds", "width/H", "(width/H)^2", "height/H", "width/H if a 1",
             "width/typical width", "cut sides", "strokes cut", "gap inside/H", "overlap outside",
             "confidence log-odds", "width/H beyond 1", "second class log-probability", "cuts inside")
-SCORER_MEAN = np.array([-0.2411, -2.384, 0.7782, 0.7689, 0.9051, 0.04351, 1.121, 0.9851, 1.72, 0.06569, 0.004426, 3.235, 0.09122, -3.928, 0.8085], np.float32)
-SCORER_STD = np.array([0.3042, 6.676, 0.4041, 0.7144, 0.2576, 0.1503, 0.6522, 0.7082, 1.449, 0.1366, 0.05598, 3.179, 0.1713, 2.966, 1.024], np.float32)
-SCORER_WEIGHTS = np.array([-1, -5.045, 1.409, -9.985, 5.759, -0.6153, 3.848, 0.02052, -2.043, -4.17, -4.404, 5.62, 2.492, 2.994, 3.41], np.float32)
-SCORER_BIAS = -2.688
+SCORER_MEAN = np.array([-0.2393, -2.408, 0.7776, 0.7679, 0.907, 0.04377, 1.117, 0.988, 1.728, 0.06525, 0.005238, 3.248, 0.09105, -3.94, 0.8096], np.float32)
+SCORER_STD = np.array([0.3023, 6.688, 0.404, 0.7139, 0.2587, 0.1511, 0.6433, 0.7072, 1.451, 0.1363, 0.06294, 3.179, 0.1711, 2.967, 1.023], np.float32)
+SCORER_WEIGHTS = np.array([-1, -4.68, 1.478, -9.78, 4.6, -0.4509, 4.154, -0.6683, -1.616, -2.882, -3.587, 4.607, 2.078, 2.415, 2.887], np.float32)
+SCORER_BIAS = -2.084
 
 
 @dataclass
@@ -107,11 +112,11 @@ def _grey(source: Any, max_pixels: int) -> tuple[np.ndarray, float, tuple[int, i
         # of decoding a phone's photo at full size. The size of the original comes from the header.
         im = _img._open(source, max_pixels, draft=WORK_LONG)
         size = _original_size(source, im)
+    if im.mode != "L":
+        im = im.convert("L")  # before resizing: one channel to average, not three
     if max(im.size) > WORK_LONG:
         f = WORK_LONG / max(im.size)
         im = im.resize((max(1, round(im.width * f)), max(1, round(im.height * f))), Image.Resampling.BOX)
-    if im.mode != "L":
-        im = im.convert("L")
     grey = np.asarray(im, dtype=np.float32) / 255.0
     return grey, size[0] / grey.shape[1], size
 
