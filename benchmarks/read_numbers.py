@@ -14,9 +14,10 @@ neighbours' ink), cut out by hand (its box plus 15% of the line height), and pre
 `mnistlab.predict`; a number is right under the bound when all its digits are. `read` gets the whole photo.
 
     mnistlab train --recipe cnn --seed 1 --out runs/cnn
-    PYTHONPATH=src python benchmarks/read_numbers.py runs/cnn --count 600 --seed 1      # the reported figures
-    PYTHONPATH=src python benchmarks/read_numbers.py runs/cnn --count 300 --seed 0 --dev  # for development
-    PYTHONPATH=src python benchmarks/read_numbers.py runs/cnn --speed 50                  # the speed figure only
+    PYTHONPATH=src python benchmarks/read_numbers.py runs/cnn --count 400 --seed 1 --speed 50   # the reported figures
+    PYTHONPATH=src python benchmarks/read_numbers.py runs/cnn --count 400 --seed 0 --dev --speed 0  # development
+    PYTHONPATH=src python benchmarks/read_numbers.py runs/cnn --count 400 --seed 0 --dev --fit  # reading's scorer
+    PYTHONPATH=src python benchmarks/read_numbers.py runs/cnn --count 0 --speed 50           # the speed figure only
 
 Never part of the test suite.
 """

@@ -64,6 +64,7 @@ CUT_REACH = 1.0  # a cut path stays within this many `MIN_CUT_SPACING` of its st
 MAX_CUTS = 4  # cuts tried in one piece
 MIN_CUT_SPACING = 0.08  # cuts (and the piece's ends) at least this many H apart
 MAX_SPAN = 6  # pieces one digit may be made of (a wide digit cut into slices is whole again)
+SPAN_WIDTH = 1.6  # ... and no wider than this many H
 MAX_PIECES = 48  # pieces kept (the largest), so that a picture full of marks answers in bounded time
 # The choice between candidate digits: a logistic model of "this candidate is one whole digit" over
 # `FEATURES`, fitted on the development numbers (seed 0 of benchmarks/read_numbers.py, MNIST training digits
@@ -466,7 +467,7 @@ def candidates(image: Any, run: Any, *, max_pixels: int = _img.MAX_PIXELS) -> Ca
             group = pieces[i:j]
             box = [min(p.box[0] for p in group), min(p.box[1] for p in group),
                    max(p.box[2] for p in group), max(p.box[3] for p in group)]
-            if j - i > 1 and box[3] - box[1] > 1.6 * H:
+            if j - i > 1 and box[3] - box[1] > SPAN_WIDTH * H:
                 break
             region = [max(0, box[0] - pad), max(0, box[1] - pad), min(h, box[2] + pad), min(w, box[3] + pad)]
             shape = (region[2] - region[0], region[3] - region[1])
