@@ -118,8 +118,8 @@ def test_cut_paths_go_through_the_joint_of_two_touching_rings():
     from mnistlab.reading import _cut_paths
 
     yy, xx = np.mgrid[:60, :100]
-    ring = lambda cx: np.abs(np.hypot((yy - 30) / 1.3, xx - cx) - 18) < 3  # noqa: E731
-    own = ring(25) | ring(75) | ((np.abs(yy - 30) < 3) & (xx >= 40) & (xx < 60))
+    rings = [np.abs(np.hypot((yy - 30) / 1.3, xx - cx) - 18) < 3 for cx in (25, 75)]
+    own = rings[0] | rings[1] | ((np.abs(yy - 30) < 3) & (xx >= 40) & (xx < 60))
     paths = _cut_paths(own, margin=5)
     assert paths, "no cut found"
     crossed = [int(own[np.arange(60), p].sum()) for p in paths]
