@@ -113,6 +113,21 @@ def test_a_touching_pair_is_split(trained_run, glyphs):
     assert l1 < l2 and r1 < r2
 
 
+def test_cut_paths_go_through_the_joint_of_two_touching_rings():
+    # Two rings (two 0s) joined by a short bridge: the least-ink cut crosses the bridge, not a ring's strokes.
+    from mnistlab.reading import _cut_paths
+
+    yy, xx = np.mgrid[:60, :100]
+    rings = [np.abs(np.hypot((yy - 30) / 1.3, xx - cx) - 18) < 3 for cx in (25, 75)]
+    own = rings[0] | rings[1] | ((np.abs(yy - 30) < 3) & (xx >= 40) & (xx < 60))
+    paths = _cut_paths(own, margin=5)
+    assert paths, "no cut found"
+    crossed = [int(own[np.arange(60), p].sum()) for p in paths]
+    best = paths[int(np.argmin(crossed))]
+    assert min(crossed) <= 6 and np.all((best >= 44) & (best <= 56)), (crossed, best.min(), best.max())
+    assert all(np.all(q >= p) for p, q in zip(paths[:-1], paths[1:]))  # left to right, never crossing
+
+
 def test_a_digit_of_two_strokes_stays_one_digit(trained_run, glyphs):
     # A 4 whose bar stops short of its upright, and a 5 whose top bar is lifted off its body.
     im = number(glyphs, "45")

@@ -2,32 +2,38 @@
 
 How a picture becomes a number (`read`, `mnistlab read`, `POST /api/read`):
 
-1. The picture is loaded as `images.load_image` loads it, reduced (box average) to at most `WORK_LONG` pixels
-   on its longer side, and turned into an ink map as `images.preprocess` does for one digit: polarity from
-   the paper's median, uneven light and shadows removed by a grey opening, ink strength relative to the
-   paper, Otsu's threshold near the likely ink.
+1. The picture is loaded as `images.load_image` loads it (a JPEG decoded at a reduced scale where it is
+   large), resized (box average) to at most `WORK_LONG` pixels on its longer side, and turned into an ink map
+   as `images.preprocess` does for one digit: polarity from the paper's median, uneven light and shadows
+   removed by a grey opening (its window chosen on a half-size copy), ink strength relative to the paper,
+   Otsu's threshold near the likely ink.
 2. Ruled lines and underlines are removed: long horizontal runs of ink (`RULE_LENGTH`, allowing a slight
    slant), only where the ink is thinner than a pen stroke, so the strokes crossing them stay.
 3. Connected components (scipy.ndimage.label, 8-connected). Strips along the picture's sides (a desk, a
    shadow's rim), specks (`SPECK_AREA`) and ink away from the line of writing are dropped. The height of
    the writing, `H`, is the median height of the large components; a piece much shorter than that (the
    lifted bar of a 5, the crossbar of a 7) joins the digit it stands over, and a dot or a speck is dropped.
-4. Over-segmentation: a piece wider than `SPLIT_WIDTH` times the number's typical digit width may be
-   touching digits, so it is cut along the least-ink paths from top to bottom, up to `MAX_CUTS` of them.
+4. Over-segmentation: a piece wider than `SPLIT_WIDTH` typical digit widths or `CUT_FROM` H may be touching
+   digits. From every start column across it (every half `MIN_CUT_SPACING` H) the least-ink path from top to
+   bottom is found (one dynamic programme over all starts at once); the paths through least ink, each the
+   best of its neighbours, up to `MAX_CUTS` of them, cut the piece into slices.
 5. Recognition-based choice: every run of up to `MAX_SPAN` neighbouring pieces that could be one digit is
    rendered MNIST-style (`images._render`: strength ramp, thin strokes thickened, 20 px box, centre of
-   mass) and classified in one batch; a Viterbi pass picks the partition of the pieces into digits that
-   maximises the sum of log confidences, less costs for what a digit rarely is (much wider than the others,
-   a fragment much shorter than the writing, with a clear gap inside it, made by cutting through strokes,
-   overlapping its neighbour). So a digit of strokes that do not touch stays one digit when the model reads
-   the whole better than the parts, and touching digits are split where the model reads both parts well.
+   mass) and classified in one batch, with calibrated probabilities and the run's not-a-digit detector
+   (`rejection.py`). Each candidate is described by `FEATURES` (the model's confidence, the detector's
+   log-odds, width and height against the writing's, cuts on its sides and through strokes, gaps inside,
+   overlap with its neighbours) and scored linearly; a Viterbi pass picks the partition of the pieces into
+   digits with the highest total score. The weights were learnt on development numbers by a structured
+   perceptron (`benchmarks/read_numbers.py --fit`): the model's confidence alone cannot choose, because it
+   is as sure of two touching digits taken as one (an "87" read as an 8) as of either digit alone.
 
-The answer's confidence is the product of its digits' confidences: with calibrated digits, the chance that
-the whole number is right.
+The answer's confidence is the product of its digits' (calibrated) confidences: the chance that the whole
+number is right if the segmentation is.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import numbers
 import os
@@ -36,11 +42,12 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+from PIL import Image
 
 from . import images as _img
 from .errors import ImageError, NoDigitError, UsageError
 
-WORK_LONG = 1024  # longer side of the picture the segmentation runs on (a 1600x600 photo: 800x300)
+WORK_LONG = 640  # longer side of the picture the segmentation runs on (a 1600x600 photo: 640x240)
 RULE_LENGTH = 0.35  # a horizontal run of ink longer than this fraction of the width (and 1.2x the height) is a rule
 RULE_SLANT = 0.015  # ... allowing it to drift this fraction of the width up or down
 RULE_THICKNESS = 0.75  # ... where it is thinner than this many pen strokes
@@ -49,21 +56,26 @@ COMPACT = 2.5  # a short piece no longer than this many stroke widths is a dot o
 MIN_PIECE = 0.45  # a piece shorter than this fraction of the writing's height is part of a digit, not one
 BAND = 0.75  # ink whose centre lies further than this many H from the line's centre is not on the line
 LONE_WIDTH = 0.5  # a digit's width in H when the picture holds too few pieces to measure it
-SPLIT_WIDTH = 1.2  # a piece wider than this many typical widths may be touching digits
+SPLIT_WIDTH = 1.2  # a piece wider than this many typical widths may be touching digits ...
+CUT_FROM = 0.85  # ... and so may one wider than this many H
+STEP_COST = 0.01  # price of a cut path stepping one column sideways, in pixels of ink crossed ...
+DRIFT_COST = 0.002  # ... and of each row it runs a column away from where it started
+CUT_REACH = 1.0  # a cut path stays within this many `MIN_CUT_SPACING` of its start column
 MAX_CUTS = 4  # cuts tried in one piece
-MIN_CUT_SPACING = 0.12  # cuts (and the piece's ends) at least this many H apart
-MAX_SPAN = 4  # pieces one digit may be made of
+MIN_CUT_SPACING = 0.08  # cuts (and the piece's ends) at least this many H apart
+MAX_SPAN = 6  # pieces one digit may be made of (a wide digit cut into slices is whole again)
+SPAN_WIDTH = 1.6  # ... and no wider than this many H
 MAX_PIECES = 48  # pieces kept (the largest), so that a picture full of marks answers in bounded time
-# Costs in nats (log-confidence units) of what a digit rarely is; set on the development numbers (seed 0 of
-# benchmarks/read_numbers.py, MNIST training digits the model never saw, fonts), never on the reported ones.
-WIDE_COST = 3.0  # per typical width beyond `WIDE_FROM` of them
-WIDE_FROM = 1.3
-SHORT_COST = 6.0  # for a digit of no height, falling to 0 at `MIN_PIECE` H (a cut-off fragment)
-GAP_COST = 12.0  # per H of clear gap inside one digit
-CUT_BASE = 1.5  # for any cut
-CUT_COST = 1.5  # per stroke beyond the first that a cut goes through
-OVERLAP_COST = 2.0  # for two digits whose pieces overlap entirely in x
-DIGIT_BONUS = 0.5  # per digit read: the model is often confident about two touching digits taken as one
+# The choice between candidate digits: a logistic model of "this candidate is one whole digit" over
+# `FEATURES`, fitted on the development numbers (seed 0 of benchmarks/read_numbers.py, MNIST training digits
+# the model never saw, and fonts; `--fit`), never on the reported ones. Printed by that command.
+FEATURES = ("log confidence", "not-a-digit log-odds", "width/H", "(width/H)^2", "height/H", "width/H if a 1",
+            "width/typical width", "cut sides", "strokes cut", "gap inside/H", "overlap outside",
+            "confidence log-odds", "width/H beyond 1", "second class log-probability", "cuts inside")
+SCORER_MEAN = np.array([-0.2393, -2.408, 0.7776, 0.7679, 0.907, 0.04377, 1.117, 0.988, 1.728, 0.06525, 0.005238, 3.248, 0.09105, -3.94, 0.8096], np.float32)
+SCORER_STD = np.array([0.3023, 6.688, 0.404, 0.7139, 0.2587, 0.1511, 0.6433, 0.7072, 1.451, 0.1363, 0.06294, 3.179, 0.1711, 2.967, 1.023], np.float32)
+SCORER_WEIGHTS = np.array([-1, -4.68, 1.478, -9.78, 4.6, -0.4509, 4.154, -0.6683, -1.616, -2.882, -3.587, 4.607, 2.078, 2.415, 2.887], np.float32)
+SCORER_BIAS = -2.084
 
 
 @dataclass
@@ -93,15 +105,31 @@ class Reading:
 
 def _grey(source: Any, max_pixels: int) -> tuple[np.ndarray, float, tuple[int, int]]:
     """The picture as float grey in [0, 1] at most WORK_LONG pixels long; (grey, scale to original, size)."""
-    im = _img.load_image(source, max_pixels=max_pixels)
-    size = im.size
-    factor = math.ceil(max(size) / WORK_LONG)
-    if factor >= 2:
-        im = im.reduce(factor)
+    if not isinstance(source, (bytes, bytearray, memoryview, str, os.PathLike)):
+        im = _img.load_image(source, max_pixels=max_pixels)
+        size = im.size
+    else:
+        # A JPEG decodes at 1/2, 1/4 or 1/8 scale when that still leaves WORK_LONG pixels: a third of the CPU
+        # of decoding a phone's photo at full size. The size of the original comes from the header.
+        im = _img._open(source, max_pixels, draft=WORK_LONG)
+        size = _original_size(source, im)
     if im.mode != "L":
-        im = im.convert("L")
+        im = im.convert("L")  # before resizing: one channel to average, not three
+    if max(im.size) > WORK_LONG:
+        f = WORK_LONG / max(im.size)
+        im = im.resize((max(1, round(im.width * f)), max(1, round(im.height * f))), Image.Resampling.BOX)
     grey = np.asarray(im, dtype=np.float32) / 255.0
     return grey, size[0] / grey.shape[1], size
+
+
+def _original_size(source: Any, decoded: Image.Image) -> tuple[int, int]:
+    """The picture's size before a reduced JPEG decode (its header, turned as its orientation tag turns it)."""
+    fp: Any = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    with Image.open(fp) as im:
+        w, h = im.size
+    if (decoded.width > decoded.height) != (w > h) and w != h:
+        w, h = h, w
+    return w, h
 
 
 def _ink_map(grey: np.ndarray) -> tuple[np.ndarray, float, float, float]:
@@ -117,19 +145,23 @@ def _ink_map(grey: np.ndarray) -> tuple[np.ndarray, float, float, float]:
         smooth = _img._strength(p, np.full_like(p, np.median(border)))
         t, _ = _img._ink_threshold(smooth)
     else:
+        # The background window is chosen on the picture at half size (the separations rank the windows the
+        # same), and only the chosen one is computed at full size: half the CPU of trying each at full size.
+        f = 2 if min(h, w) >= 2 * _img.SMALL else 1
+        small = _img._resize(p, (w // f, h // f)) if f > 1 else p
         best = None
         for fraction in _img.WINDOWS:
             window = fraction * min(h, w)
             if window < 8 and best is not None:
                 break
-            background = _img._opening_background(p, window)
-            candidate = _img._smooth(_img._strength(p, background))
-            t, separation = _img._ink_threshold(candidate)
+            background = _img._opening_background(small, window / f)
+            t, separation = _img._ink_threshold(_img._smooth(_img._strength(small, background)))
             if best is None or separation > best[0]:
-                best = (separation, candidate, t)
+                best = (separation, window)
             if fraction == _img.WINDOWS[0] and np.ptp(background) < 0.02:
                 break  # even paper: a smaller window would find the same background
-        _, smooth, t = best
+        smooth = _img._smooth(_img._strength(p, _img._opening_background(p, best[1])))
+        t, _ = _img._ink_threshold(smooth)
     level, noise = _img._level_and_noise(smooth)
     return smooth, t, level, noise
 
@@ -243,31 +275,19 @@ def _typical_width(pieces: Sequence[_Piece], H: float) -> float:
 
 
 def _cut(piece: _Piece, lab: np.ndarray, H: float, W: float, stroke: float) -> list[_Piece]:
-    """A wide piece cut along the least-ink paths from top to bottom (touching digits); itself if not wide."""
+    """A wide piece cut along least-ink paths (touching digits) into slices; itself if it is not wide."""
     t, left, b, right = piece.box
-    if right - left <= SPLIT_WIDTH * W:
+    if right - left <= min(SPLIT_WIDTH * W, CUT_FROM * H):
         return [piece]
     own = np.isin(lab[t:b, left:right], piece.labels + piece.extra)
-    proj = own.sum(axis=0).astype(float)
-    k = max(1, int(round(stroke / 2)))
-    smooth = np.convolve(proj, np.ones(2 * k + 1) / (2 * k + 1), mode="same")
     margin = max(2, int(MIN_CUT_SPACING * H))
-    starts: list[int] = []
-    for c in np.argsort(smooth, kind="stable"):
-        if margin <= c <= len(proj) - margin and all(abs(c - d) >= margin for d in starts) \
-                and smooth[c] <= smooth[max(0, c - k): c + k + 1].min() + 1e-9:
-            starts.append(int(c))
-        if len(starts) >= MAX_CUTS:
-            break
-    if not starts:
+    paths = _cut_paths(own, margin)
+    if not paths:
         return [piece]
-    paths = [_cut_path(own, c, margin) for c in sorted(starts)]
-    for p, q in zip(paths[:-1], paths[1:]):
-        np.maximum(q, p, out=q)  # cuts never cross
     bounds = [np.zeros(b - t, int), *paths, np.full(b - t, right - left)]
     out = []
+    cols = np.arange(right - left)[None, :]
     for lo, hi, path in zip(bounds[:-1], bounds[1:], [None, *paths]):
-        cols = np.arange(right - left)[None, :]
         mine = own & (cols >= lo[:, None]) & (cols < hi[:, None])
         rows, xs = np.flatnonzero(mine.any(axis=1)), np.flatnonzero(mine.any(axis=0))
         if not rows.size:
@@ -283,25 +303,66 @@ def _cut(piece: _Piece, lab: np.ndarray, H: float, W: float, stroke: float) -> l
     return out
 
 
-def _cut_path(own: np.ndarray, start: int, reach: int) -> np.ndarray:
-    """The column, per row, of the path from top to bottom through the least ink within `reach` of `start`."""
+def _cut_paths(own: np.ndarray, margin: int) -> list[np.ndarray]:
+    """Up to `MAX_CUTS` top-to-bottom paths through little ink, `margin` apart, left to right, never crossing.
+
+    A least-ink path is found from every start column (every half `margin`), each within `margin` of its
+    start (a dynamic programme over all starts at once, as a Viterbi pass over rows: a path may step one
+    column a row). The paths crossing least ink, each the best of its neighbours, are kept.
+    """
     h, w = own.shape
-    a, z = max(0, start - reach), min(w, start + reach + 1)
-    cost = own[:, a:z].astype(np.float32) + 0.002 * np.abs(np.arange(a, z) - start)[None, :]
-    acc = cost[0].copy()
-    moves = np.zeros((h, z - a), np.int8)
+    starts = np.arange(margin, w - margin + 1, max(1, margin // 2))
+    if not len(starts):
+        return []
+    reach = max(1, round(CUT_REACH * margin))
+    offsets = np.arange(-reach, reach + 1)
+    cols = starts[:, None] + offsets[None, :]  # (starts, band)
+    inside = (cols >= 0) & (cols < w)
+    cost = np.where(inside[None], own[:, np.clip(cols, 0, w - 1)], np.inf).astype(np.float32)
+    cost += DRIFT_COST * np.abs(offsets)[None, None, :]
+    n, band = cols.shape
+    moves = np.zeros((h, n, band), np.int8)
+    # Rolling pads the band with a wall of infinite cost on both sides: from-left and from-right in place.
+    acc = np.full((n, band + 2), np.inf, np.float32)
+    acc[:, 1:-1] = cost[0]
+    left, right = np.empty((n, band), np.float32), np.empty((n, band), np.float32)
     for r in range(1, h):
-        left = np.concatenate([[np.inf], acc[:-1]]) + 0.01
-        right = np.concatenate([acc[1:], [np.inf]]) + 0.01
-        stacked = np.stack([left, acc, right])
-        moves[r] = np.argmin(stacked, axis=0) - 1
-        acc = stacked[moves[r] + 1, np.arange(z - a)] + cost[r]
-    path = np.empty(h, int)
-    x = int(np.argmin(acc))
+        here = acc[:, 1:-1]
+        np.add(acc[:, :-2], STEP_COST, out=left)
+        np.add(acc[:, 2:], STEP_COST, out=right)
+        step = moves[r]
+        step[left < here] = -1
+        best = np.minimum(here, left)
+        step[right < best] = 1
+        np.minimum(best, right, out=best)
+        np.add(best, cost[r], out=acc[:, 1:-1])
+    acc = acc[:, 1:-1]
+    x = np.argmin(acc, axis=1)
+    total = acc[np.arange(n), x]
+    where = np.empty((h, n), int)
     for r in range(h - 1, -1, -1):
-        path[r] = x
-        x += moves[r, x] if r else 0
-    return path + a
+        where[r] = x
+        if r:
+            x = x + moves[r, np.arange(n), x]
+    paths = cols[np.arange(n)[None, :], where]  # (rows, starts): each start's path
+    ink_total = max(1, int(own.sum()))
+    kept: list[np.ndarray] = []
+    for k in np.argsort(total, kind="stable"):
+        if not np.isfinite(total[k]):
+            break
+        path = paths[:, k]
+        near = np.abs(starts - starts[k]) <= margin
+        share = float((own & (np.arange(w)[None, :] < path[:, None])).sum()) / ink_total
+        if total[k] > total[near].min() + 1e-6 or not 0.05 <= share <= 0.95:
+            continue
+        if all(abs(path.mean() - q.mean()) >= margin for q in kept):
+            kept.append(path.copy())
+        if len(kept) >= MAX_CUTS:
+            break
+    kept.sort(key=lambda p: p.mean())
+    for p, q in zip(kept[:-1], kept[1:]):
+        np.maximum(q, p, out=q)  # cuts never cross
+    return kept
 
 
 def _runs_crossed(own: np.ndarray, path: np.ndarray) -> int:
@@ -310,36 +371,66 @@ def _runs_crossed(own: np.ndarray, path: np.ndarray) -> int:
     return int(np.count_nonzero(on[1:] & ~on[:-1]) + on[0])
 
 
-def _segment_mask(pieces: Sequence[_Piece], lab: np.ndarray, box: Sequence[int]) -> np.ndarray:
-    """The ink of `pieces` inside `box` (top, left, bottom, right)."""
-    t, left, b, right = box
-    sub = lab[t:b, left:right]
-    mask = np.zeros(sub.shape, bool)
-    cols = np.arange(left, right)[None, :]
+def _piece_masks(pieces: Sequence[_Piece], lab: np.ndarray, r: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each piece's ink inside its box, and that ink dilated by `r` pixels inside its box grown by `r`.
+
+    Computed once a piece: a candidate's ink is the union of its pieces', and so is its dilation (a square
+    maximum filter distributes over a union), so no candidate filters its own region again.
+    """
+    from scipy import ndimage
+
+    out = []
     for p in pieces:
-        mine = np.isin(sub, p.labels + p.extra)
+        t, left, b, right = p.box
+        mine = np.isin(lab[t:b, left:right], p.labels + p.extra)
         if p.lo is not None:
+            cols = np.arange(left, right)[None, :]
             mine &= (cols >= p.lo[t:b, None]) & (cols < p.hi[t:b, None])
-        mask |= mine
-    return mask
+        out.append((mine, ndimage.maximum_filter(np.pad(mine, r), size=2 * r + 1)))
+    return out
+
+
+def _place(target: np.ndarray, part: np.ndarray, top: int, left: int) -> None:
+    """OR `part` into `target` with its corner at (top, left) of target's frame, clipped to the target."""
+    h, w = target.shape
+    t0, l0 = max(0, top), max(0, left)
+    t1, l1 = min(h, top + part.shape[0]), min(w, left + part.shape[1])
+    if t1 > t0 and l1 > l0:
+        target[t0:t1, l0:l1] |= part[t0 - top: t1 - top, l0 - left: l1 - left]
 
 
 # ------------------------------------------------------------------------------------------------- reading
 
 
-def _render(mask: np.ndarray, strength: np.ndarray, other: np.ndarray, stroke: float, floor: float,
-            ink_level: float) -> np.ndarray:
-    """One candidate digit MNIST-style: its ink and anti-aliased edges (not its neighbours'), in 28x28."""
-    from scipy import ndimage
+@dataclass
+class Candidates:
+    """Every candidate digit in a picture: the pieces, which runs of them each candidate is, and its reading."""
 
-    r = max(1, min(3, round(stroke / 2)))
-    # A square maximum filter is separable: the same dilation as binary_dilation's, many times faster.
-    near = ndimage.maximum_filter(mask, size=2 * r + 1) & ~(other & ~mask)
-    return _img._render(strength, near, stroke, floor, ink_level)
+    pieces: list[_Piece]
+    spans: list[tuple[int, int]]  # candidate k is pieces[i:j]
+    inputs: np.ndarray  # (K, 28, 28)
+    boxes: list[list[int]]  # [left, top, right, bottom] at the working scale
+    probabilities: np.ndarray  # (K, 10), calibrated
+    features: np.ndarray  # (K, len(FEATURES))
+    scale: float  # original pixels per working pixel
+    size: tuple[int, int]  # the original picture's (width, height)
 
 
 def segment(image: Any, run: Any, *, max_pixels: int = _img.MAX_PIXELS) -> Reading:
     """Find the digits written on one line in a picture and classify them; raises NoDigitError when none."""
+    c = candidates(image, run, max_pixels=max_pixels)
+    chosen = _choose(len(c.pieces), c.spans, _score(c.features))
+    if not chosen:
+        raise NoDigitError("no digit found: no ink stands out from the paper")
+    w, h = c.size
+    out_boxes = [[max(0, math.floor(b[0] * c.scale)), max(0, math.floor(b[1] * c.scale)),
+                  min(w, math.ceil(b[2] * c.scale)), min(h, math.ceil(b[3] * c.scale))]
+                 for b in (c.boxes[k] for k in chosen)]
+    return Reading(c.inputs[chosen], out_boxes, c.probabilities[chosen], c.size)
+
+
+def candidates(image: Any, run: Any, *, max_pixels: int = _img.MAX_PIXELS) -> Candidates:
+    """Every candidate digit in a picture, rendered, classified and described; raises NoDigitError when none."""
     grey, scale, size = _grey(image, max_pixels)
     h, w = grey.shape
     if min(h, w) < 4:
@@ -367,22 +458,30 @@ def segment(image: Any, run: Any, *, max_pixels: int = _img.MAX_PIXELS) -> Readi
 
     # Every run of neighbouring pieces that could be one digit, rendered and classified in one batch.
     n = len(pieces)
+    r = max(1, min(3, round(stroke / 2)))  # the anti-aliased rim of a stroke that belongs to it
+    pad = int(round(2 * stroke)) + 2
+    masks = _piece_masks(pieces, lab, r)
     spans, inputs, boxes_out = [], [], []
     for i in range(n):
         for j in range(i + 1, min(n, i + MAX_SPAN) + 1):
             group = pieces[i:j]
             box = [min(p.box[0] for p in group), min(p.box[1] for p in group),
                    max(p.box[2] for p in group), max(p.box[3] for p in group)]
-            if j - i > 1 and box[3] - box[1] > 1.6 * H:
+            if j - i > 1 and box[3] - box[1] > SPAN_WIDTH * H:
                 break
-            pad = int(round(2 * stroke)) + 2
             region = [max(0, box[0] - pad), max(0, box[1] - pad), min(h, box[2] + pad), min(w, box[3] + pad)]
-            mask = _segment_mask(group, lab, region)
+            shape = (region[2] - region[0], region[3] - region[1])
+            mask, near = np.zeros(shape, bool), np.zeros(shape, bool)
+            for k in range(i, j):
+                t, left = pieces[k].box[0] - region[0], pieces[k].box[1] - region[1]
+                _place(mask, masks[k][0], t, left)
+                _place(near, masks[k][1], t - r, left - r)
             if not mask.any():
                 continue
             sl = np.s_[region[0]:region[2], region[1]:region[3]]
+            near &= ~(kept[sl] & ~mask)  # its own ink's neighbourhood, without its neighbours' ink
             try:
-                digit = _render(mask, strength[sl], kept[sl], stroke, floor, ink_level)
+                digit = _img._render(strength[sl], near, stroke, floor, ink_level)
             except NoDigitError:
                 continue
             rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
@@ -393,21 +492,46 @@ def segment(image: Any, run: Any, *, max_pixels: int = _img.MAX_PIXELS) -> Readi
     if not inputs:
         raise NoDigitError("no digit found: no ink stands out from the paper")
     x = np.stack(inputs)
-    proba = _classify(run, x)
-    chosen = _choose(pieces, spans, proba, boxes_out, W, H)
-    if not chosen:
-        raise NoDigitError("no digit found: no ink stands out from the paper")
-    out_boxes = [[max(0, math.floor(b[0] * scale)), max(0, math.floor(b[1] * scale)),
-                  min(size[0], math.ceil(b[2] * scale)), min(size[1], math.ceil(b[3] * scale))]
-                 for b in (boxes_out[k] for k in chosen)]
-    return Reading(x[chosen], out_boxes, proba[chosen], size)
+    proba, not_digit = _classify(run, x)
+    features = _features(pieces, spans, proba, boxes_out, not_digit, W, H)
+    return Candidates(pieces, spans, x, boxes_out, proba, features, scale, size)
 
 
-def _choose(pieces: Sequence[_Piece], spans: Sequence[tuple[int, int]], proba: np.ndarray,
-            boxes: Sequence[Sequence[int]], W: float, H: float) -> list[int]:
-    """The candidates (indices into spans) that partition the pieces best: a Viterbi pass, left to right."""
+def _features(pieces: Sequence[_Piece], spans: Sequence[tuple[int, int]], proba: np.ndarray,
+              boxes: Sequence[Sequence[int]], not_digit: np.ndarray | None, W: float, H: float) -> np.ndarray:
+    """What tells a true digit from a fragment or a merged pair, for each candidate: one row of `FEATURES`."""
     n = len(pieces)
-    score = np.log(np.clip(proba.max(axis=1), 1e-9, 1.0)) + DIGIT_BONUS
+    rows = np.zeros((len(spans), len(FEATURES)), np.float32)
+    for k, (i, j) in enumerate(spans):
+        left, top, right, bottom = boxes[k]
+        width, height = (right - left) / H, (bottom - top) / H
+        digit = int(np.argmax(proba[k]))
+        cuts = [c for c in (pieces[i].cut_left, pieces[j].cut_left if j < n else None) if c is not None]
+        gap = sum(max(0.0, b.box[1] - a.box[3]) for a, b in zip(pieces[i:j - 1], pieces[i + 1:j]) if b.cut_left is None)
+        overlap = 0.0
+        for a, b in ((i - 1, i), (j - 1, j)):
+            if 0 <= a and b < n and pieces[b].cut_left is None:
+                pa, pb = pieces[a], pieces[b]
+                shared = min(pa.box[3], pb.box[3]) - max(pa.box[1], pb.box[1])
+                overlap += max(0.0, shared / max(1, min(pa.box[3] - pa.box[1], pb.box[3] - pb.box[1])))
+        p = float(np.clip(proba[k, digit], 1e-6, 1 - 1e-6))
+        second = float(np.partition(proba[k], -2)[-2])
+        rows[k] = [math.log(p), 0.0 if not_digit is None else not_digit[k], width, width * width, min(height, 1.5),
+                   width * (digit == 1), (right - left) / W, len(cuts), sum(cuts), gap / H, overlap,
+                   math.log(p / (1 - p)), max(0.0, width - 1.0), math.log(max(second, 1e-6)),
+                   sum(q.cut_left is not None for q in pieces[i + 1:j])]
+    if not_digit is None:
+        rows[:, 1] = SCORER_MEAN[1]  # an old run without a detector: its feature at its mean, adding nothing
+    return rows
+
+
+def _score(features: np.ndarray) -> np.ndarray:
+    """Each candidate's score as one digit of the reading (linear in its features, fitted on development numbers)."""
+    return ((features - SCORER_MEAN) / SCORER_STD) @ SCORER_WEIGHTS + SCORER_BIAS
+
+
+def _choose(n: int, spans: Sequence[tuple[int, int]], score: np.ndarray) -> list[int]:
+    """The candidates (indices into spans) that partition the n pieces best: a Viterbi pass, left to right."""
     best = np.full(n + 1, -np.inf)
     best[0] = 0.0
     back: list[tuple[int, int] | None] = [None] * (n + 1)
@@ -417,11 +541,7 @@ def _choose(pieces: Sequence[_Piece], spans: Sequence[tuple[int, int]], proba: n
     for j in range(1, n + 1):
         for k in by_end.get(j, []):
             i = spans[k][0]
-            if not np.isfinite(best[i]):
-                continue
-            s = best[i] + score[k] - _digit_cost(pieces, i, j, boxes[k], W, H)
-            if i > 0:
-                s -= _split_cost(pieces[i - 1], pieces[i])
+            s = best[i] + score[k]
             if s > best[j]:
                 best[j], back[j] = s, (i, k)
     # A piece that could not be rendered alone leaves a hole: read up to the last reachable piece.
@@ -434,32 +554,20 @@ def _choose(pieces: Sequence[_Piece], spans: Sequence[tuple[int, int]], proba: n
     return chosen[::-1]
 
 
-def _digit_cost(pieces: Sequence[_Piece], i: int, j: int, box: Sequence[int], W: float, H: float) -> float:
-    """What makes pieces[i:j] unlikely to be one digit: much wider than the others, short, clear gaps inside."""
-    cost = WIDE_COST * max(0.0, (box[2] - box[0]) / W - WIDE_FROM)
-    cost += SHORT_COST * max(0.0, MIN_PIECE - (box[3] - box[1]) / H) / MIN_PIECE
-    for a, b in zip(pieces[i:j - 1], pieces[i + 1:j]):
-        if b.cut_left is None:
-            cost += GAP_COST * max(0.0, b.box[1] - a.box[3]) / W
-    return cost
+def _classify(run: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Calibrated probabilities for a batch and the not-a-digit detector's log-odds (None without a detector).
 
+    The batch is padded to one of a few sizes so that the compiled model is not traced again.
+    """
+    from .calibration import apply_temperature
 
-def _split_cost(a: _Piece, b: _Piece) -> float:
-    """What makes a boundary between two neighbouring pieces unlikely: a cut through strokes, an overlap."""
-    if b.cut_left is not None:
-        return CUT_BASE + CUT_COST * max(0, b.cut_left - 1)
-    overlap = min(a.box[3], b.box[3]) - max(a.box[1], b.box[1])
-    narrower = max(1, min(a.box[3] - a.box[1], b.box[3] - b.box[1]))
-    return OVERLAP_COST * max(0.0, overlap / narrower)
-
-
-def _classify(run: Any, x: np.ndarray) -> np.ndarray:
-    """Probabilities for a batch, padded to one of a few sizes so the compiled model is not traced again."""
     n = len(x)
     size = next((s for s in (8, 16, 32, 48, 64, 96, 128, 192, 256) if s >= n), n)
-    if size > n:
-        x = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), x.dtype)])
-    return run.predict_proba(x)[:n]
+    padded = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), x.dtype)]) if size > n else x
+    raw = run.predict_proba(padded)[:n]
+    rejector = run.rejector
+    not_digit = rejector.score(x, raw) if rejector is not None else None
+    return apply_temperature(raw, run.temperature), not_digit
 
 
 # ------------------------------------------------------------------------------------------------- records
