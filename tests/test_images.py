@@ -387,3 +387,49 @@ def test_synthetic_handwriting_renders_and_preprocesses():
         x = preprocess(sample.data)
         cy, cx = _centre_of_mass(x)
         assert abs(cy - 14) <= 1 and abs(cx - 14) <= 1 and 18 <= max(_ink_box(x)) <= 22
+
+
+# ------------------------------------------------------------------------------------ the fast path and its exactness
+
+
+@pytest.mark.parametrize("size, height", [((280, 280), 180), ((600, 400), 300), ((1000, 1000), 200)])
+def test_a_clean_canvas_reads_like_the_full_analysis(size, height):
+    """A drawing on flat paper takes the fast path (smaller, no background model) and gives the same digit."""
+    from mnistlab import images
+
+    grey, lossy = images._float_grey(draw_digit("5", size=size, height=height), images.MAX_PIXELS)
+    assert images._is_clean(grey) and not lossy
+    assert correlation(images._digit(grey), images._digit(grey, lossy=True)) > 0.99  # lossy: the full analysis
+
+
+def test_noise_dithering_and_jpeg_are_not_clean(three):
+    from mnistlab import images
+
+    noisy = np.clip(three + np.random.default_rng(0).normal(0, 4, three.shape), 0, 255).astype(np.uint8)
+    dithered = Image.fromarray(np.where(three < 128, 40, 235).astype(np.uint8)).convert("1").convert("L")
+    for picture in (noisy, np.asarray(dithered)):
+        assert not images._is_clean(images._float_grey(picture, images.MAX_PIXELS)[0])
+    buf = io.BytesIO()
+    Image.fromarray(three).save(buf, "JPEG", quality=95)
+    assert images._float_grey(buf.getvalue(), images.MAX_PIXELS)[1]  # lossy, whatever its pixels look like
+
+
+def test_rewritten_steps_compute_what_the_plain_numpy_did():
+    """_smooth, _strength and _otsu were rewritten for speed (in place, OpenCV's histogram): bit for bit the
+    same values as the NumPy expressions they replaced, so every picture that is not clean reads as before."""
+    from mnistlab import images
+
+    rng = np.random.default_rng(3)
+    a = rng.random((97, 131), dtype=np.float32) ** 3
+    a[:5] = 1.0
+    bg = rng.random((97, 131), dtype=np.float32) * 0.9
+    b = np.pad(a, 1, mode="edge")
+    b = 0.25 * b[:-2] + 0.5 * b[1:-1] + 0.25 * b[2:]
+    assert np.array_equal(images._smooth(a), (0.25 * b[:, :-2] + 0.5 * b[:, 1:-1] + 0.25 * b[:, 2:]).astype(np.float32))
+    assert np.array_equal(images._strength(a, bg),
+                          np.clip((a - bg) / np.maximum(1.0 - bg, 0.2), 0.0, 1.0).astype(np.float32))
+    hist = np.bincount(np.minimum((a.ravel() * 255.0).astype(np.int32), 255), minlength=256).astype(np.float64)
+    assert np.array_equal(images._histogram(a), hist) and images._otsu(a) == images._otsu_histogram(hist)
+    near = rng.random(a.shape) < 0.3
+    assert np.array_equal(images._histogram(a, near.astype(np.uint8)),
+                          np.bincount(np.minimum((a[near] * 255.0).astype(np.int32), 255), minlength=256))

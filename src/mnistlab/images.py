@@ -10,7 +10,9 @@ box (keeping its aspect ratio, anti-aliased, hence grey levels) and centring it 
    A picture over `max_pixels` is refused from its header, before any pixel is decoded.
 2. Grey levels (ITU-R 601 luma) in [0, 1]. The analysis runs on a copy at most `WORK_SIZE` pixels long;
    large pictures are reduced early (a JPEG is even decoded at 1/2, 1/4 or 1/8 scale), which keeps a
-   12-megapixel photo fast.
+   12-megapixel photo fast. A clean picture (`_is_clean`: not a JPEG or WebP, and at least half of it one
+   exact grey level in solid areas, as a drawing on a screen canvas is) is analysed smaller still, reduced
+   by a whole factor to 128-255 pixels, and its paper is that one level (no background model, no blur).
 3. Polarity: most of any picture is paper, so its median is the paper's level; the ink is the side of it
    whose clear deviations (beyond what lighting and texture do) weigh more. From here on the picture is
    "ink-positive": ink bright, paper dark.
@@ -19,7 +21,7 @@ box (keeping its aspect ratio, anti-aliased, hence grey levels) and centring it 
    the strokes yet narrower than the shadows, so several are tried and the one whose ink then separates
    best from the paper (Otsu's between-class share of the variance) wins. The ink strength is the
    contrast relative to the paper (a division: a digit in a shadow is as strong as one in the light).
-   Pictures up to `SMALL` pixels have a constant background.
+   Pictures up to `SMALL` pixels, and clean ones, have a constant background.
 5. Ink: a light blur (noise, JPEG blocks), then Otsu's threshold over the neighbourhood of the likely ink
    (so that a thin digit covering 1% of a photo is not outvoted by paper texture). Connected components
    (8-connected, OpenCV): strips along a side of the picture are its edges, not ink, and the threshold
@@ -59,6 +61,10 @@ FRAME = 28  # MNIST's field
 BOX = 20  # MNIST's size-normalisation box (longer side)
 CENTRE = 14.0  # where MNIST's centre of mass lies, in row/column index units (measured mean 13.99, 14.01)
 WORK_SIZE = 384  # longer side of the image the analysis runs on
+CLEAN_WORK_SIZE = 128  # ... and for a clean picture (one exact paper level, `_is_clean`)
+CLEAN_SHARE = 0.5  # a clean picture: at least this share of its pixels is exactly the paper's level ...
+CLEAN_SOLID = 0.8  # ... and at least this share of those is still paper after a 3x3 erosion
+LOSSY_FORMATS = {"JPEG", "MPO", "WEBP"}  # never clean: their compression leaves faint ringing around strokes
 SMALL = 64  # images up to this size have no uneven lighting worth modelling
 MIN_CONTRAST = 0.08  # ink must be at least this much darker (relative) than the paper
 MIN_SNR = 4.0  # ... and this many noise standard deviations
@@ -165,7 +171,9 @@ def _decode(fp: Any, name: str, max_pixels: int, draft: int | None) -> Image.Ima
             except Exception as e:  # truncated data, bad chunks, unsupported codec options, ...
                 raise ImageError(f"{name}: cannot decode the image: {_reason(e)}; save the picture again as PNG or JPEG") from None
             flat = _flatten(im, name)
-            return flat.copy() if flat is opened else flat  # `opened` is closed on leaving this block
+            flat = flat.copy() if flat is opened else flat  # `opened` is closed on leaving this block
+            flat.format = opened.format  # "the file format of the source file" (Pillow's docs), kept for `_digit`
+            return flat
 
 
 def _reason(e: BaseException) -> str:
@@ -276,8 +284,9 @@ def _array_to_image(a: np.ndarray, max_pixels: int) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(u8), "RGB")
 
 
-def _float_grey(source: Any, max_pixels: int) -> np.ndarray:
-    """Any accepted source as a float32 grey array in [0, 1], keeping a float array's precision."""
+def _float_grey(source: Any, max_pixels: int) -> tuple[np.ndarray, bool]:
+    """Any accepted source as a float32 grey array in [0, 1], keeping a float array's precision, and whether it
+    was stored in a lossy format (JPEG, WebP: compression noise around the strokes)."""
     if isinstance(source, np.ndarray) and source.ndim == 2 and np.issubdtype(source.dtype, np.floating):
         _check_size((source.shape[1], source.shape[0]), f"array {source.shape}", max_pixels)
         if not np.isfinite(source).all():
@@ -285,12 +294,14 @@ def _float_grey(source: Any, max_pixels: int) -> np.ndarray:
         lo, hi = float(source.min()), float(source.max())
         if lo < 0 or hi > 255:
             raise ImageError(f"float array holds values {lo:g}..{hi:g}; expected [0, 1] (or 0..255)")
-        return (source / (255.0 if hi > 1.0 else 1.0)).astype(np.float32)
+        return (source / (255.0 if hi > 1.0 else 1.0)).astype(np.float32), False
     if isinstance(source, (Image.Image, np.ndarray)):
         im = load_image(source, max_pixels=max_pixels)
+        stored = source.format if isinstance(source, Image.Image) else None
     else:
         im = _open(source, max_pixels, draft=4 * WORK_SIZE)
-    return _pil_grey(im)
+        stored = im.format
+    return _pil_grey(im), stored in LOSSY_FORMATS
 
 
 def _pil_grey(im: Image.Image) -> np.ndarray:
@@ -308,8 +319,8 @@ def _pil_grey(im: Image.Image) -> np.ndarray:
 
 def preprocess(image: Any, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Turn a picture of a digit into an MNIST-style (28, 28) float32 array in [0, 1], bright ink on dark."""
-    grey = _float_grey(image, max_pixels)
-    return _digit(grey)
+    grey, lossy = _float_grey(image, max_pixels)
+    return _digit(grey, lossy)
 
 
 def preprocess_many(images: Iterable[Any], *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -318,18 +329,24 @@ def preprocess_many(images: Iterable[Any], *, max_pixels: int = MAX_PIXELS) -> n
     return np.stack(out) if out else np.zeros((0, FRAME, FRAME), np.float32)
 
 
-def _digit(grey: np.ndarray) -> np.ndarray:
-    """Steps 2-8 of the module docstring on a grey picture in [0, 1]."""
+def _digit(grey: np.ndarray, lossy: bool = False) -> np.ndarray:
+    """Steps 2-8 of the module docstring on a grey picture in [0, 1] (`lossy`: it was a JPEG or WebP)."""
     h, w = grey.shape
     if min(h, w) < 4:
         raise NoDigitError(f"no digit found: the image is only {w}x{h} pixels")
-    scale = max(h, w) / WORK_SIZE
-    work = _resize(grey, (max(1, round(w / scale)), max(1, round(h / scale)))) if scale > 1 else grey
-    found = _find_ink(work)
+    clean = not lossy and _is_clean(grey)
+    if clean:
+        # Reduced by a whole factor, to 128-255 pixels: a canvas's strokes lose nothing a 20-pixel digit shows.
+        scale = max(h, w) // CLEAN_WORK_SIZE
+        work = _reduce(grey, scale) if scale >= 2 else grey
+    else:
+        scale = max(h, w) / WORK_SIZE
+        work = _resize(grey, (max(1, round(w / scale)), max(1, round(h / scale)))) if scale > 1 else grey
+    found = _find_ink(work, clean)
     near = _dilate(found["keep"], max(1, min(3, round(found["stroke"] / 2))))
     top, left, bottom, right = found["bbox"]
     size = max(bottom - top, right - left)
-    if scale <= 1.25 or size >= 0.5 * WORK_SIZE:
+    if scale <= 1.25 or size >= (2 * BOX if clean else 0.5 * WORK_SIZE):
         return _render(found["strength"], near, found["stroke"], found["floor"], found["ink_level"])
     # The digit is small inside a large picture: draw it from the full-resolution pixels rather than from a
     # handful of working ones, with the polarity, background, threshold and components found above.
@@ -347,18 +364,42 @@ def _digit(grey: np.ndarray) -> np.ndarray:
     return _render(strength, near_full, found["stroke"] * sx, found["floor"], found["ink_level"])
 
 
-def _find_ink(g: np.ndarray) -> dict:
+def _is_clean(g: np.ndarray) -> bool:
+    """Whether a picture larger than CLEAN_WORK_SIZE is mostly one exact grey level in solid areas: a drawing on a
+    screen canvas, with no noise, dithering, texture or uneven light to average away or model."""
+    if max(g.shape) <= CLEAN_WORK_SIZE:
+        return False
+    sample = g[:: max(1, g.shape[0] // 64), :: max(1, g.shape[1] // 64)]
+    paper = g == _median(sample)
+    area = cv2.countNonZero(paper.view(np.uint8))
+    if area < CLEAN_SHARE * g.size:
+        return False
+    # Solid: shrinking the paper by a pixel loses only a thin band along the strokes. Scattered specks (dithering,
+    # noise) each take a 3x3 hole out of it.
+    solid = cv2.countNonZero(cv2.erode(paper.view(np.uint8), _square(3), borderType=cv2.BORDER_REPLICATE))
+    return solid >= CLEAN_SOLID * area
+
+
+def _reduce(g: np.ndarray, factor: int) -> np.ndarray:
+    """Box-average a float32 picture by a whole factor, its last partial rows and columns padded by repetition
+    (OpenCV's area resampling at a whole factor: a fraction of the cost of any other ratio)."""
+    h, w = g.shape
+    g = cv2.copyMakeBorder(np.ascontiguousarray(g), 0, -h % factor, 0, -w % factor, cv2.BORDER_REPLICATE)
+    return cv2.resize(g, (g.shape[1] // factor, g.shape[0] // factor), interpolation=cv2.INTER_AREA)
+
+
+def _find_ink(g: np.ndarray, clean: bool = False) -> dict:
     """Polarity, background, threshold and the digit's components on the working image."""
     h, w = g.shape
     bright = _ink_is_bright(g)
     p = g if bright else 1.0 - g  # ink-positive: ink bright, paper dark
 
-    if max(h, w) <= SMALL:
+    if max(h, w) <= SMALL or clean:
         k = max(1, round(0.03 * min(h, w)))
         border = np.concatenate([p[:k].ravel(), p[-k:].ravel(), p[k:-k, :k].ravel(), p[k:-k, -k:].ravel()])
         background = np.full_like(p, _median(border))
         smooth = _strength(p, background)
-        t, _ = _ink_threshold(smooth)
+        t, _, level, noise = _threshold_stats(smooth)
     else:
         # The window must be wider than the strokes (or the ink is taken for paper) and narrower than the
         # shadows (or they are taken for ink). Try several and keep the one whose ink separates best from
@@ -370,14 +411,13 @@ def _find_ink(g: np.ndarray) -> dict:
                 break
             candidate_bg = _opening_background(p, window)
             candidate = _smooth(_strength(p, candidate_bg))
-            t, separation = _ink_threshold(candidate)
+            t, separation, level, noise = _threshold_stats(candidate)
             if best is None or separation > best[0]:
-                best = (separation, candidate, t, candidate_bg)
+                best = (separation, candidate, t, candidate_bg, level, noise)
             if fraction == WINDOWS[0] and np.ptp(candidate_bg) < 0.02:
                 break  # even paper: a smaller window would find the same background
-        _, smooth, t, background = best
+        _, smooth, t, background, level, noise = best
 
-    level, noise = _level_and_noise(smooth)
     if t <= 0 or float(smooth.max()) - level < MIN_CONTRAST:
         raise NoDigitError("no digit found: the image is blank (one flat colour)")
     found = _select(smooth, t, level, noise)
@@ -408,7 +448,7 @@ def _select(s: np.ndarray, t: float, level: float, noise: float) -> dict:
             raise NoDigitError("no digit found: the image is blank (one flat colour)")
         ink_level = float(_median(s[keep]))
         contrast = ink_level - level
-        snr = _snr(s, keep, level, noise)
+        snr = _snr(s, keep, level, noise, ink_level)
         if contrast < MIN_CONTRAST or snr < MIN_SNR:
             raise NoDigitError(f"no digit found: nothing stands out from the background's noise "
                                f"(contrast {contrast:.2f}, signal-to-noise {snr:.1f})")
@@ -425,10 +465,12 @@ def _select(s: np.ndarray, t: float, level: float, noise: float) -> dict:
             "floor": min(0.5 * t, max(level + 3.0 * noise, 0.0))}
 
 
-def _snr(s: np.ndarray, keep: np.ndarray, level: float, noise: float) -> float:
+def _snr(s: np.ndarray, keep: np.ndarray, level: float, noise: float, ink_level: float | None = None) -> float:
     """The digit's contrast over the paper's noise, at the scale where it is clearest (1, 1/2 or 1/4):
-    averaging raises a stroke's signal-to-noise ratio, and leaves pure noise's unchanged."""
-    best = (float(_median(s[keep])) - level) / max(noise, 1e-6)
+    averaging raises a stroke's signal-to-noise ratio, and leaves pure noise's unchanged. `ink_level`: the
+    median of `s[keep]`, when the caller has it already."""
+    ink_level = float(_median(s[keep])) if ink_level is None else ink_level
+    best = (ink_level - level) / max(noise, 1e-6)
     for factor in (2, 4):
         h, w = s.shape[0] // factor, s.shape[1] // factor
         if min(h, w) < 8 or best >= MIN_SNR:
@@ -444,7 +486,14 @@ def _snr(s: np.ndarray, keep: np.ndarray, level: float, noise: float) -> float:
 
 def _strength(p: np.ndarray, background: np.ndarray) -> np.ndarray:
     # Relative contrast: for dark ink on paper this is 1 - grey / paper, which a shadow does not change.
-    return np.clip((p - background) / np.maximum(1.0 - background, 0.2), 0.0, 1.0).astype(np.float32)
+    if p.dtype != np.float32 or background.dtype != np.float32:
+        return np.clip((p - background) / np.maximum(1.0 - background, 0.2), 0.0, 1.0).astype(np.float32)
+    # The same float32 operations in the same order, in place: no full-size temporaries.
+    out = np.subtract(p, background)
+    paper = np.subtract(1.0, background, dtype=np.float32)
+    np.maximum(paper, 0.2, out=paper)
+    np.divide(out, paper, out=out)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def _resize(a: np.ndarray, size: tuple[int, int], resample: int = _RESAMPLE.BOX,
@@ -499,10 +548,26 @@ def _square(size: int) -> np.ndarray:
 
 
 def _smooth(a: np.ndarray) -> np.ndarray:
-    """A light [1, 2, 1] binomial blur in both directions (sigma about 0.7 px) against noise and JPEG blocks."""
-    b = np.pad(a, 1, mode="edge")
-    b = 0.25 * b[:-2] + 0.5 * b[1:-1] + 0.25 * b[2:]
-    return (0.25 * b[:, :-2] + 0.5 * b[:, 1:-1] + 0.25 * b[:, 2:]).astype(np.float32)
+    """A light [1, 2, 1] binomial blur in both directions (sigma about 0.7 px) against noise and JPEG blocks.
+
+    Hand-written rather than cv2.sepFilter2D: OpenCV sums the three taps in another order, which moves values
+    by a rounding step and so, rarely, a pixel across the ink threshold. This is NumPy's order, without
+    temporaries (edges repeated by OpenCV's border copy, faster than np.pad).
+    """
+    if a.dtype != np.float32 or a.ndim != 2 or min(a.shape) == 0:
+        b = np.pad(a, 1, mode="edge")
+        b = 0.25 * b[:-2] + 0.5 * b[1:-1] + 0.25 * b[2:]
+        return (0.25 * b[:, :-2] + 0.5 * b[:, 1:-1] + 0.25 * b[:, 2:]).astype(np.float32)
+    b = cv2.copyMakeBorder(np.ascontiguousarray(a), 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+    rows, tmp = np.multiply(b[:-2], 0.25), np.multiply(b[1:-1], 0.5)
+    rows += tmp
+    np.multiply(b[2:], 0.25, out=tmp)
+    rows += tmp
+    out, tmp = np.multiply(rows[:, :-2], 0.25), np.multiply(rows[:, 1:-1], 0.5)
+    out += tmp
+    np.multiply(rows[:, 2:], 0.25, out=tmp)
+    out += tmp
+    return out
 
 
 def _level_and_noise(a: np.ndarray) -> tuple[float, float]:
@@ -518,19 +583,24 @@ def _ink_threshold(s: np.ndarray) -> tuple[float, float]:
     Computed over the neighbourhood of the likely ink only, so that a thin digit in a big picture (ink under
     1% of the pixels) is not split off by the paper's own texture instead.
     """
+    return _threshold_stats(s)[:2]
+
+
+def _threshold_stats(s: np.ndarray) -> tuple[float, float, float, float]:
+    """`_ink_threshold`'s threshold and separation, and the paper's level and noise it measured on the way."""
     level, noise = _level_and_noise(s)
     likely = s > level + max(4.0 * noise, 0.5 * MIN_CONTRAST)
-    if not likely.any():
-        return _otsu(s)
+    if not likely.any() or s.ndim != 2:
+        return (*_otsu(s), level, noise)
     h, w = s.shape
     cell = max(2, round(max(h, w) / 48))
-    gh, gw = -(-h // cell), -(-w // cell)
-    padded = np.zeros((gh * cell, gw * cell), bool)
-    padded[:h, :w] = likely
-    cells = padded.reshape(gh, cell, gw, cell).any(axis=(1, 3))
-    cells = _rank_filter(cells.astype(np.uint8), 3, np.maximum).astype(bool)
+    # Which cell x cell blocks hold likely ink: a maximum filter anchored at each block's corner, read at the
+    # corners (outside the picture counts as no ink), then those blocks and their 8 neighbours.
+    cells = cv2.dilate(likely.view(np.uint8), _square(cell), anchor=(0, 0), borderType=cv2.BORDER_CONSTANT,
+                       borderValue=0)[::cell, ::cell]
+    cells = _rank_filter(cells, 3, np.maximum)
     near = np.repeat(np.repeat(cells, cell, axis=0), cell, axis=1)[:h, :w]
-    return _otsu(s[near])
+    return (*_otsu_histogram(_histogram(s, np.ascontiguousarray(near))), level, noise)
 
 
 def _ink_is_bright(g: np.ndarray) -> bool:
@@ -543,9 +613,27 @@ def _ink_is_bright(g: np.ndarray) -> bool:
 
 def _otsu(a: np.ndarray) -> tuple[float, float]:
     """Otsu's threshold on values in [0, 1] over 256 bins, and its between-class share of the variance."""
+    if a.ndim == 2 and a.dtype == np.float32:
+        return _otsu_histogram(_histogram(a))
     q = np.minimum((a.ravel() * 255.0).astype(np.int32), 255)
-    hist = np.bincount(q, minlength=256).astype(np.float64)
-    levels = (np.arange(256) + 0.5) / 255.0
+    return _otsu_histogram(np.bincount(q, minlength=256).astype(np.float64))
+
+
+def _histogram(a: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Counts of a 2-D float32 array's values in [0, 1] in 256 bins (bin floor(255 v), 1.0 in the last), under
+    `mask` (uint8) if given: OpenCV's calcHist, the same counts as np.bincount without building the index array."""
+    q = np.multiply(a, 255.0)
+    np.minimum(q, 255.0, out=q)
+    hist = cv2.calcHist([q.astype(np.uint8)], [0], mask, [256], [0, 256])
+    return hist.ravel().astype(np.float64)
+
+
+_LEVELS = (np.arange(256) + 0.5) / 255.0
+
+
+def _otsu_histogram(hist: np.ndarray) -> tuple[float, float]:
+    """`_otsu` from the 256-bin histogram."""
+    levels = _LEVELS
     w0 = np.cumsum(hist)
     w1 = w0[-1] - w0
     m0 = np.cumsum(hist * levels)
@@ -559,12 +647,13 @@ def _otsu(a: np.ndarray) -> tuple[float, float]:
 
 def _stroke_width(mask: np.ndarray) -> float:
     """A mask's typical stroke width: twice its area over its boundary length (x1.2 for the city-block bias)."""
-    area = int(mask.sum())
+    mask = mask.astype(bool, copy=False)
+    area = int(np.count_nonzero(mask))
     if area == 0:
         return 1.0
-    m = mask.astype(np.int8)
-    edges = int(np.abs(np.diff(m, axis=0)).sum() + np.abs(np.diff(m, axis=1)).sum())
-    edges += int(m[0].sum() + m[-1].sum() + m[:, 0].sum() + m[:, -1].sum())
+    # Boundary length: pixels whose neighbour below or to the right differs, and mask pixels on the border.
+    edges = np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
+    edges += sum(np.count_nonzero(side) for side in (mask[0], mask[-1], mask[:, 0], mask[:, -1]))
     return 1.2 * 2.0 * area / max(edges, 1)
 
 
@@ -611,11 +700,22 @@ def _digit_components(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int
         if gap <= NEAR_FRACTION * size or union <= GROWTH * size:
             kept.append(c)
             box = [min(box[0], top[c]), min(box[1], left[c]), max(box[2], bottom[c]), max(box[3], right[c])]
-    chosen = np.zeros(n_labels, bool)
-    chosen[np.asarray(kept) + 1] = True
-    keep = chosen[labels]
-    edges = np.concatenate([[False], edge])[labels] if edge.any() else np.zeros_like(keep)
+    keep = _labelled(labels, np.asarray(kept) + 1, n_labels)
+    edges = _labelled(labels, np.flatnonzero(edge) + 1, n_labels) if edge.any() else np.zeros_like(keep)
     return keep, (int(box[0]), int(box[1]), int(box[2]), int(box[3])), edges
+
+
+def _labelled(labels: np.ndarray, wanted: np.ndarray, n_labels: int) -> np.ndarray:
+    """The mask of the pixels whose label is one of `wanted`: a comparison per label when they are few
+    (a digit is one to three components), a lookup table otherwise."""
+    if len(wanted) <= 4:
+        out = labels == wanted[0]
+        for label in wanted[1:]:
+            out |= labels == label
+        return out
+    table = np.zeros(n_labels, bool)
+    table[wanted] = True
+    return np.take(table, labels)
 
 
 def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
@@ -626,6 +726,10 @@ def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
 def _render(s: np.ndarray, near: np.ndarray, stroke: float, floor: float, ink_level: float) -> np.ndarray:
     """The ink near the digit, cropped, thickened if thin, scaled to fit 20x20 and centred by mass in 28x28."""
     top_level = max(ink_level, floor + 1e-3)
+    # Only the box around `near` can hold ink: compute the ramp there (the same values, on fewer pixels).
+    rows, cols = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
+    if rows.size:
+        s, near = (a[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1] for a in (s, near))
     v = np.clip((s - floor) / (top_level - floor), 0.0, 1.0) * near
     rows, cols = np.flatnonzero(v.any(axis=1)), np.flatnonzero(v.any(axis=0))
     if rows.size == 0:
