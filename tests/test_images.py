@@ -389,34 +389,12 @@ def test_synthetic_handwriting_renders_and_preprocesses():
         assert abs(cy - 14) <= 1 and abs(cx - 14) <= 1 and 18 <= max(_ink_box(x)) <= 22
 
 
-# ------------------------------------------------------------------------------------ the fast path and its exactness
-
-
-@pytest.mark.parametrize("size, height", [((280, 280), 180), ((600, 400), 300), ((1000, 1000), 200)])
-def test_a_clean_canvas_reads_like_the_full_analysis(size, height):
-    """A drawing on flat paper takes the fast path (smaller, no background model) and gives the same digit."""
-    from mnistlab import images
-
-    grey, lossy = images._float_grey(draw_digit("5", size=size, height=height), images.MAX_PIXELS)
-    assert images._is_clean(grey) and not lossy
-    assert correlation(images._digit(grey), images._digit(grey, lossy=True)) > 0.99  # lossy: the full analysis
-
-
-def test_noise_dithering_and_jpeg_are_not_clean(three):
-    from mnistlab import images
-
-    noisy = np.clip(three + np.random.default_rng(0).normal(0, 4, three.shape), 0, 255).astype(np.uint8)
-    dithered = Image.fromarray(np.where(three < 128, 40, 235).astype(np.uint8)).convert("1").convert("L")
-    for picture in (noisy, np.asarray(dithered)):
-        assert not images._is_clean(images._float_grey(picture, images.MAX_PIXELS)[0])
-    buf = io.BytesIO()
-    Image.fromarray(three).save(buf, "JPEG", quality=95)
-    assert images._float_grey(buf.getvalue(), images.MAX_PIXELS)[1]  # lossy, whatever its pixels look like
+# ------------------------------------------------------------------------------- faster steps, the same values
 
 
 def test_rewritten_steps_compute_what_the_plain_numpy_did():
     """_smooth, _strength and _otsu were rewritten for speed (in place, OpenCV's histogram): bit for bit the
-    same values as the NumPy expressions they replaced, so every picture that is not clean reads as before."""
+    same values as the NumPy expressions they replaced, so every picture reads as before."""
     from mnistlab import images
 
     rng = np.random.default_rng(3)

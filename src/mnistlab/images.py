@@ -10,9 +10,7 @@ box (keeping its aspect ratio, anti-aliased, hence grey levels) and centring it 
    A picture over `max_pixels` is refused from its header, before any pixel is decoded.
 2. Grey levels (ITU-R 601 luma) in [0, 1]. The analysis runs on a copy at most `WORK_SIZE` pixels long;
    large pictures are reduced early (a JPEG is even decoded at 1/2, 1/4 or 1/8 scale), which keeps a
-   12-megapixel photo fast. A clean picture (`_is_clean`: not a JPEG or WebP, and at least half of it one
-   exact grey level in solid areas, as a drawing on a screen canvas is) is analysed smaller still, reduced
-   by a whole factor to 128-255 pixels, and its paper is that one level (no background model, no blur).
+   12-megapixel photo fast.
 3. Polarity: most of any picture is paper, so its median is the paper's level; the ink is the side of it
    whose clear deviations (beyond what lighting and texture do) weigh more. From here on the picture is
    "ink-positive": ink bright, paper dark.
@@ -21,7 +19,7 @@ box (keeping its aspect ratio, anti-aliased, hence grey levels) and centring it 
    the strokes yet narrower than the shadows, so several are tried and the one whose ink then separates
    best from the paper (Otsu's between-class share of the variance) wins. The ink strength is the
    contrast relative to the paper (a division: a digit in a shadow is as strong as one in the light).
-   Pictures up to `SMALL` pixels, and clean ones, have a constant background.
+   Pictures up to `SMALL` pixels have a constant background.
 5. Ink: a light blur (noise, JPEG blocks), then Otsu's threshold over the neighbourhood of the likely ink
    (so that a thin digit covering 1% of a photo is not outvoted by paper texture). Connected components
    (8-connected, OpenCV): strips along a side of the picture are its edges, not ink, and the threshold
@@ -61,10 +59,6 @@ FRAME = 28  # MNIST's field
 BOX = 20  # MNIST's size-normalisation box (longer side)
 CENTRE = 14.0  # where MNIST's centre of mass lies, in row/column index units (measured mean 13.99, 14.01)
 WORK_SIZE = 384  # longer side of the image the analysis runs on
-CLEAN_WORK_SIZE = 128  # ... and for a clean picture (one exact paper level, `_is_clean`)
-CLEAN_SHARE = 0.5  # a clean picture: at least this share of its pixels is exactly the paper's level ...
-CLEAN_SOLID = 0.8  # ... and at least this share of those is still paper after a 3x3 erosion
-LOSSY_FORMATS = {"JPEG", "MPO", "WEBP"}  # never clean: their compression leaves faint ringing around strokes
 SMALL = 64  # images up to this size have no uneven lighting worth modelling
 MIN_CONTRAST = 0.08  # ink must be at least this much darker (relative) than the paper
 MIN_SNR = 4.0  # ... and this many noise standard deviations
@@ -171,9 +165,7 @@ def _decode(fp: Any, name: str, max_pixels: int, draft: int | None) -> Image.Ima
             except Exception as e:  # truncated data, bad chunks, unsupported codec options, ...
                 raise ImageError(f"{name}: cannot decode the image: {_reason(e)}; save the picture again as PNG or JPEG") from None
             flat = _flatten(im, name)
-            flat = flat.copy() if flat is opened else flat  # `opened` is closed on leaving this block
-            flat.format = opened.format  # "the file format of the source file" (Pillow's docs), kept for `_digit`
-            return flat
+            return flat.copy() if flat is opened else flat  # `opened` is closed on leaving this block
 
 
 def _reason(e: BaseException) -> str:
@@ -284,9 +276,8 @@ def _array_to_image(a: np.ndarray, max_pixels: int) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(u8), "RGB")
 
 
-def _float_grey(source: Any, max_pixels: int) -> tuple[np.ndarray, bool]:
-    """Any accepted source as a float32 grey array in [0, 1], keeping a float array's precision, and whether it
-    was stored in a lossy format (JPEG, WebP: compression noise around the strokes)."""
+def _float_grey(source: Any, max_pixels: int) -> np.ndarray:
+    """Any accepted source as a float32 grey array in [0, 1], keeping a float array's precision."""
     if isinstance(source, np.ndarray) and source.ndim == 2 and np.issubdtype(source.dtype, np.floating):
         _check_size((source.shape[1], source.shape[0]), f"array {source.shape}", max_pixels)
         if not np.isfinite(source).all():
@@ -294,14 +285,12 @@ def _float_grey(source: Any, max_pixels: int) -> tuple[np.ndarray, bool]:
         lo, hi = float(source.min()), float(source.max())
         if lo < 0 or hi > 255:
             raise ImageError(f"float array holds values {lo:g}..{hi:g}; expected [0, 1] (or 0..255)")
-        return (source / (255.0 if hi > 1.0 else 1.0)).astype(np.float32), False
+        return (source / (255.0 if hi > 1.0 else 1.0)).astype(np.float32)
     if isinstance(source, (Image.Image, np.ndarray)):
         im = load_image(source, max_pixels=max_pixels)
-        stored = source.format if isinstance(source, Image.Image) else None
     else:
         im = _open(source, max_pixels, draft=4 * WORK_SIZE)
-        stored = im.format
-    return _pil_grey(im), stored in LOSSY_FORMATS
+    return _pil_grey(im)
 
 
 def _pil_grey(im: Image.Image) -> np.ndarray:
@@ -319,8 +308,8 @@ def _pil_grey(im: Image.Image) -> np.ndarray:
 
 def preprocess(image: Any, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Turn a picture of a digit into an MNIST-style (28, 28) float32 array in [0, 1], bright ink on dark."""
-    grey, lossy = _float_grey(image, max_pixels)
-    return _digit(grey, lossy)
+    grey = _float_grey(image, max_pixels)
+    return _digit(grey)
 
 
 def preprocess_many(images: Iterable[Any], *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -329,24 +318,18 @@ def preprocess_many(images: Iterable[Any], *, max_pixels: int = MAX_PIXELS) -> n
     return np.stack(out) if out else np.zeros((0, FRAME, FRAME), np.float32)
 
 
-def _digit(grey: np.ndarray, lossy: bool = False) -> np.ndarray:
-    """Steps 2-8 of the module docstring on a grey picture in [0, 1] (`lossy`: it was a JPEG or WebP)."""
+def _digit(grey: np.ndarray) -> np.ndarray:
+    """Steps 2-8 of the module docstring on a grey picture in [0, 1]."""
     h, w = grey.shape
     if min(h, w) < 4:
         raise NoDigitError(f"no digit found: the image is only {w}x{h} pixels")
-    clean = not lossy and _is_clean(grey)
-    if clean:
-        # Reduced by a whole factor, to 128-255 pixels: a canvas's strokes lose nothing a 20-pixel digit shows.
-        scale = max(h, w) // CLEAN_WORK_SIZE
-        work = _reduce(grey, scale) if scale >= 2 else grey
-    else:
-        scale = max(h, w) / WORK_SIZE
-        work = _resize(grey, (max(1, round(w / scale)), max(1, round(h / scale)))) if scale > 1 else grey
-    found = _find_ink(work, clean)
+    scale = max(h, w) / WORK_SIZE
+    work = _resize(grey, (max(1, round(w / scale)), max(1, round(h / scale)))) if scale > 1 else grey
+    found = _find_ink(work)
     near = _dilate(found["keep"], max(1, min(3, round(found["stroke"] / 2))))
     top, left, bottom, right = found["bbox"]
     size = max(bottom - top, right - left)
-    if scale <= 1.25 or size >= (2 * BOX if clean else 0.5 * WORK_SIZE):
+    if scale <= 1.25 or size >= 0.5 * WORK_SIZE:
         return _render(found["strength"], near, found["stroke"], found["floor"], found["ink_level"])
     # The digit is small inside a large picture: draw it from the full-resolution pixels rather than from a
     # handful of working ones, with the polarity, background, threshold and components found above.
@@ -364,37 +347,13 @@ def _digit(grey: np.ndarray, lossy: bool = False) -> np.ndarray:
     return _render(strength, near_full, found["stroke"] * sx, found["floor"], found["ink_level"])
 
 
-def _is_clean(g: np.ndarray) -> bool:
-    """Whether a picture larger than CLEAN_WORK_SIZE is mostly one exact grey level in solid areas: a drawing on a
-    screen canvas, with no noise, dithering, texture or uneven light to average away or model."""
-    if max(g.shape) <= CLEAN_WORK_SIZE:
-        return False
-    sample = g[:: max(1, g.shape[0] // 64), :: max(1, g.shape[1] // 64)]
-    paper = g == _median(sample)
-    area = cv2.countNonZero(paper.view(np.uint8))
-    if area < CLEAN_SHARE * g.size:
-        return False
-    # Solid: shrinking the paper by a pixel loses only a thin band along the strokes. Scattered specks (dithering,
-    # noise) each take a 3x3 hole out of it.
-    solid = cv2.countNonZero(cv2.erode(paper.view(np.uint8), _square(3), borderType=cv2.BORDER_REPLICATE))
-    return solid >= CLEAN_SOLID * area
-
-
-def _reduce(g: np.ndarray, factor: int) -> np.ndarray:
-    """Box-average a float32 picture by a whole factor, its last partial rows and columns padded by repetition
-    (OpenCV's area resampling at a whole factor: a fraction of the cost of any other ratio)."""
-    h, w = g.shape
-    g = cv2.copyMakeBorder(np.ascontiguousarray(g), 0, -h % factor, 0, -w % factor, cv2.BORDER_REPLICATE)
-    return cv2.resize(g, (g.shape[1] // factor, g.shape[0] // factor), interpolation=cv2.INTER_AREA)
-
-
-def _find_ink(g: np.ndarray, clean: bool = False) -> dict:
+def _find_ink(g: np.ndarray) -> dict:
     """Polarity, background, threshold and the digit's components on the working image."""
     h, w = g.shape
     bright = _ink_is_bright(g)
     p = g if bright else 1.0 - g  # ink-positive: ink bright, paper dark
 
-    if max(h, w) <= SMALL or clean:
+    if max(h, w) <= SMALL:
         k = max(1, round(0.03 * min(h, w)))
         border = np.concatenate([p[:k].ravel(), p[-k:].ravel(), p[k:-k, :k].ravel(), p[k:-k, -k:].ravel()])
         background = np.full_like(p, _median(border))

@@ -26,7 +26,6 @@ import base64
 import binascii
 import json
 import re
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,6 @@ MAX_BODY_BYTES = 5 * 1024 * 1024
 # 25 megapixels: a 5 MB upload holds no real photo larger than this (a 24 MP camera JPEG is ~8 MB), while a
 # decompression bomb declares far more; the header is checked before any pixel is decoded.
 MAX_PIXELS = 25_000_000
-INLINE_PIXELS = 100_000  # a PNG up to this size (a 280x280 canvas is 78,400) may be classified on the event loop
 STATIC = Path(__file__).parent / "static"
 TOO_LARGE = f"request body over {MAX_BODY_BYTES // (1024 * 1024)} MB; send a smaller image"
 
@@ -100,7 +98,7 @@ def _png_base64(digit: np.ndarray) -> str:
     """The 28x28 image the model saw, as a base64 grey PNG (OpenCV's encoder: a quarter of Pillow's time)."""
     import cv2
 
-    ok, png = cv2.imencode(".png", np.round(digit * 255).astype(np.uint8))
+    _, png = cv2.imencode(".png", np.round(digit * 255).astype(np.uint8))
     return base64.b64encode(png.tobytes()).decode("ascii")
 
 
@@ -128,8 +126,9 @@ def plain_multipart(body: bytes, content_type: str) -> tuple[bytes, str] | None:
     """The file in field "file" and its name from a plainly written multipart body (at most 10 other fields,
     no other file), or None for any other body, which Starlette's parser then reads and judges.
 
-    Hand-written for speed: python-multipart's byte-by-byte state machine cost a canvas request about as much
-    as the model. Whatever this does not recognise exactly goes to that parser, so the answers stay its own.
+    Hand-written for speed: python-multipart's state machine and Starlette's form machinery were the largest part
+    of the event loop's time for a canvas (cProfile). Whatever this does not recognise exactly goes to that
+    parser, so the answers stay its own.
     """
     found = _BOUNDARY.search(content_type)
     if found is None:
@@ -254,8 +253,6 @@ def create_app(run: Run, *, max_pixels: int = MAX_PIXELS) -> Any:
     async def model_info() -> dict:
         return info
 
-    busy: list[str] = []  # the predict requests being classified now
-
     def classify(data: bytes, name: str) -> tuple[int, dict]:
         try:
             # Bytes, not a decoded image: preprocess checks the pixel cap from the header and lets a large
@@ -272,15 +269,7 @@ def create_app(run: Run, *, max_pixels: int = MAX_PIXELS) -> Any:
     @app.post("/api/predict")
     async def predict(request: Request) -> JSONResponse:
         data, name = await read_upload(request)
-        # Alone, a canvas is classified right here: the loop has nothing else to do for the 2 ms, and the hand-over
-        # to a worker thread and back cost a single client 1.5 ms of latency. Otherwise in the threadpool, so that
-        # other requests are read meanwhile and a slow photo never blocks the event loop.
-        inline = not busy and _small_png(data)
-        busy.append(name)
-        try:
-            status, body = classify(data, name) if inline else await run_in_threadpool(classify, data, name)
-        finally:
-            busy.pop()
+        status, body = await run_in_threadpool(classify, data, name)
         return JSONResponse(body, status_code=status)
 
     def read_number(data: bytes, name: str) -> tuple[int, dict]:
@@ -302,14 +291,6 @@ def create_app(run: Run, *, max_pixels: int = MAX_PIXELS) -> Any:
         return JSONResponse(body, status_code=status)
 
     return BodyLimit(app)
-
-
-def _small_png(data: bytes) -> bool:
-    """Whether `data` is a PNG declaring at most INLINE_PIXELS (its IHDR chunk, the first after the signature)."""
-    if len(data) < 24 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
-        return False
-    width, height = struct.unpack(">II", data[16:24])
-    return width * height <= INLINE_PIXELS
 
 
 def _named(exc: ImageError, name: str) -> str:
