@@ -6,7 +6,9 @@ Pictures: 50 MNIST test digits as 280x280 canvas PNGs (what the web page sends),
 JPEGs (benchmarks/load_test.py's), and the handwriting set of benchmarks/synth_digits.py (seed 1, 1 picture per
 digit and font). With `--baseline REV`, images.py as committed at REV is loaded beside the current one and
 both run on every picture, interleaved (so machine load affects both alike): the table gives each one's median
-CPU ms per picture (process time: on a shared machine wall time mostly measures the other jobs) and the ratio, and how many outputs are identical (max |difference| otherwise). `--profile`
+CPU ms per picture (process time: on a shared machine wall time mostly measures the other jobs) and the ratio, and
+how many outputs are identical (otherwise the largest |difference| of a pixel and the lowest correlation between
+the two 28x28 inputs). `--profile`
 prints cProfile's top functions of the current version on the canvases. Never part of the test suite.
 """
 
@@ -91,7 +93,7 @@ def main() -> None:
     print(f"\n{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} before\n")
     header = "| pictures | n | " + " | ".join(f"{v} CPU ms, median" for v in versions) + " |"
     if args.baseline:
-        header += " current / baseline | identical outputs | max abs difference |"
+        header += " current / baseline | identical outputs | max abs difference | lowest correlation |"
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for name, items in sets.items():
@@ -110,9 +112,13 @@ def main() -> None:
             a, b = outputs.values()
             same = sum((x is None and y is None) or (x is not None and y is not None and np.array_equal(x, y))
                        for x, y in zip(a, b))
-            diffs = [float(np.abs(x - y).max()) for x, y in zip(a, b) if x is not None and y is not None]
+            pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+            diffs = [float(np.abs(x - y).max()) for x, y in pairs]
+            # How alike two 28x28 inputs are where they differ (1: the same up to brightness).
+            lowest = min((float(np.corrcoef(x.ravel(), y.ravel())[0, 1]) for x, y in pairs if not np.array_equal(x, y)),
+                         default=1.0)
             m = list(medians.values())
-            line += f" {m[1] / m[0]:.2f} | {same}/{len(items)} | {max(diffs, default=0.0):.2g} |"
+            line += f" {m[1] / m[0]:.2f} | {same}/{len(items)} | {max(diffs, default=0.0):.2g} | {lowest:.3f} |"
         print(line)
     print(f"\nload average {os.getloadavg()[0]:.1f} after")
     if args.profile:

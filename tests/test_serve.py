@@ -172,6 +172,56 @@ def test_inference_runs_off_the_event_loop(trained_run, digits, monkeypatch):
     assert threads and loop_thread not in threads
 
 
+def _starlette_reads(body: bytes, content_type: str):
+    """What Starlette's own multipart parser makes of a body: (data, name), or the error's type."""
+    import asyncio
+
+    from starlette.datastructures import Headers
+    from starlette.formparsers import MultiPartParser
+
+    async def parse():
+        async def stream():
+            yield body
+            yield b""
+        try:
+            form = await MultiPartParser(Headers({"content-type": content_type}), stream(), max_files=1,
+                                         max_fields=10).parse()
+        except Exception as exc:
+            return type(exc).__name__
+        upload = form.get("file")
+        return None if upload is None or isinstance(upload, str) else (await upload.read(), upload.filename or "upload")
+
+    return asyncio.run(parse())
+
+
+@pytest.mark.parametrize("disposition, other, expected", [
+    ('form-data; name="file"; filename="canvas.png"', "", "plain"),
+    ('form-data;name="file";filename="blob"', 'form-data; name="note"', "plain"),
+    ('form-data; name="file"; filename=""', "", "plain"),
+    ('form-data; name="file"; filename="caf\xc3\xa9.png"', "", "plain"),
+    ('form-data; name="file"; filename="a\\"b.png"', "", None),  # escaped quote: left to Starlette
+    ('form-data; name="file"', "", None),  # a text field, not a file
+    ('form-data; name="file"; filename="a.png"', 'form-data; name="x"; filename="b.png"', None),  # two files
+    ('form-data; name="file"; filename*=utf-8\'\'a.png', "", None),
+])
+def test_plain_multipart_reads_what_starlette_reads_or_hands_over(disposition, other, expected):
+    from mnistlab.serve.app import plain_multipart
+
+    parts = [(disposition.encode("latin-1"), b"\x89PNG\r\n--not-the-boundary\r\n\x00")]
+    if other:
+        parts.insert(0, (other.encode(), b"value"))
+    for boundary, quoted in (("----WebKitFormBoundaryAbC", False), ("a+b/c", True)):
+        body = b"".join(b"--%s\r\nContent-Disposition: %s\r\nContent-Type: image/png\r\n\r\n%s\r\n"
+                        % (boundary.encode(), d, v) for d, v in parts) + b"--%s--\r\n" % boundary.encode()
+        content_type = f'multipart/form-data; boundary="{boundary}"' if quoted else f"multipart/form-data; boundary={boundary}"
+        got = plain_multipart(body, content_type)
+        if expected is None:
+            assert got is None
+        else:
+            assert got == _starlette_reads(body, content_type) and got[0].startswith(b"\x89PNG")
+        assert plain_multipart(body[:-9], content_type) is None  # cut short: Starlette's parser judges it
+
+
 def test_serve_refuses_an_unfinished_run(trained_run, tmp_path):
     run_dir = copy_run(trained_run.path, tmp_path / "partial", set_metrics(status="interrupted"))
     with pytest.raises(RunError, match="--allow-partial"):

@@ -358,7 +358,7 @@ def _find_ink(g: np.ndarray) -> dict:
         border = np.concatenate([p[:k].ravel(), p[-k:].ravel(), p[k:-k, :k].ravel(), p[k:-k, -k:].ravel()])
         background = np.full_like(p, _median(border))
         smooth = _strength(p, background)
-        t, _ = _ink_threshold(smooth)
+        t, _, level, noise = _threshold_stats(smooth)
     else:
         # The window must be wider than the strokes (or the ink is taken for paper) and narrower than the
         # shadows (or they are taken for ink). Try several and keep the one whose ink separates best from
@@ -370,14 +370,13 @@ def _find_ink(g: np.ndarray) -> dict:
                 break
             candidate_bg = _opening_background(p, window)
             candidate = _smooth(_strength(p, candidate_bg))
-            t, separation = _ink_threshold(candidate)
+            t, separation, level, noise = _threshold_stats(candidate)
             if best is None or separation > best[0]:
-                best = (separation, candidate, t, candidate_bg)
+                best = (separation, candidate, t, candidate_bg, level, noise)
             if fraction == WINDOWS[0] and np.ptp(candidate_bg) < 0.02:
                 break  # even paper: a smaller window would find the same background
-        _, smooth, t, background = best
+        _, smooth, t, background, level, noise = best
 
-    level, noise = _level_and_noise(smooth)
     if t <= 0 or float(smooth.max()) - level < MIN_CONTRAST:
         raise NoDigitError("no digit found: the image is blank (one flat colour)")
     found = _select(smooth, t, level, noise)
@@ -408,7 +407,7 @@ def _select(s: np.ndarray, t: float, level: float, noise: float) -> dict:
             raise NoDigitError("no digit found: the image is blank (one flat colour)")
         ink_level = float(_median(s[keep]))
         contrast = ink_level - level
-        snr = _snr(s, keep, level, noise)
+        snr = _snr(s, keep, level, noise, ink_level)
         if contrast < MIN_CONTRAST or snr < MIN_SNR:
             raise NoDigitError(f"no digit found: nothing stands out from the background's noise "
                                f"(contrast {contrast:.2f}, signal-to-noise {snr:.1f})")
@@ -425,10 +424,12 @@ def _select(s: np.ndarray, t: float, level: float, noise: float) -> dict:
             "floor": min(0.5 * t, max(level + 3.0 * noise, 0.0))}
 
 
-def _snr(s: np.ndarray, keep: np.ndarray, level: float, noise: float) -> float:
+def _snr(s: np.ndarray, keep: np.ndarray, level: float, noise: float, ink_level: float | None = None) -> float:
     """The digit's contrast over the paper's noise, at the scale where it is clearest (1, 1/2 or 1/4):
-    averaging raises a stroke's signal-to-noise ratio, and leaves pure noise's unchanged."""
-    best = (float(_median(s[keep])) - level) / max(noise, 1e-6)
+    averaging raises a stroke's signal-to-noise ratio, and leaves pure noise's unchanged. `ink_level`: the
+    median of `s[keep]`, when the caller has it already."""
+    ink_level = float(_median(s[keep])) if ink_level is None else ink_level
+    best = (ink_level - level) / max(noise, 1e-6)
     for factor in (2, 4):
         h, w = s.shape[0] // factor, s.shape[1] // factor
         if min(h, w) < 8 or best >= MIN_SNR:
@@ -444,7 +445,14 @@ def _snr(s: np.ndarray, keep: np.ndarray, level: float, noise: float) -> float:
 
 def _strength(p: np.ndarray, background: np.ndarray) -> np.ndarray:
     # Relative contrast: for dark ink on paper this is 1 - grey / paper, which a shadow does not change.
-    return np.clip((p - background) / np.maximum(1.0 - background, 0.2), 0.0, 1.0).astype(np.float32)
+    if p.dtype != np.float32 or background.dtype != np.float32:
+        return np.clip((p - background) / np.maximum(1.0 - background, 0.2), 0.0, 1.0).astype(np.float32)
+    # The same float32 operations in the same order, in place: no full-size temporaries.
+    out = np.subtract(p, background)
+    paper = np.subtract(1.0, background, dtype=np.float32)
+    np.maximum(paper, 0.2, out=paper)
+    np.divide(out, paper, out=out)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def _resize(a: np.ndarray, size: tuple[int, int], resample: int = _RESAMPLE.BOX,
@@ -499,10 +507,26 @@ def _square(size: int) -> np.ndarray:
 
 
 def _smooth(a: np.ndarray) -> np.ndarray:
-    """A light [1, 2, 1] binomial blur in both directions (sigma about 0.7 px) against noise and JPEG blocks."""
-    b = np.pad(a, 1, mode="edge")
-    b = 0.25 * b[:-2] + 0.5 * b[1:-1] + 0.25 * b[2:]
-    return (0.25 * b[:, :-2] + 0.5 * b[:, 1:-1] + 0.25 * b[:, 2:]).astype(np.float32)
+    """A light [1, 2, 1] binomial blur in both directions (sigma about 0.7 px) against noise and JPEG blocks.
+
+    Hand-written rather than cv2.sepFilter2D: OpenCV sums the three taps in another order, which moves values
+    by a rounding step and so, rarely, a pixel across the ink threshold. This is NumPy's order, without
+    temporaries (edges repeated by OpenCV's border copy, faster than np.pad).
+    """
+    if a.dtype != np.float32 or a.ndim != 2 or min(a.shape) == 0:
+        b = np.pad(a, 1, mode="edge")
+        b = 0.25 * b[:-2] + 0.5 * b[1:-1] + 0.25 * b[2:]
+        return (0.25 * b[:, :-2] + 0.5 * b[:, 1:-1] + 0.25 * b[:, 2:]).astype(np.float32)
+    b = cv2.copyMakeBorder(np.ascontiguousarray(a), 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+    rows, tmp = np.multiply(b[:-2], 0.25), np.multiply(b[1:-1], 0.5)
+    rows += tmp
+    np.multiply(b[2:], 0.25, out=tmp)
+    rows += tmp
+    out, tmp = np.multiply(rows[:, :-2], 0.25), np.multiply(rows[:, 1:-1], 0.5)
+    out += tmp
+    np.multiply(rows[:, 2:], 0.25, out=tmp)
+    out += tmp
+    return out
 
 
 def _level_and_noise(a: np.ndarray) -> tuple[float, float]:
@@ -518,19 +542,24 @@ def _ink_threshold(s: np.ndarray) -> tuple[float, float]:
     Computed over the neighbourhood of the likely ink only, so that a thin digit in a big picture (ink under
     1% of the pixels) is not split off by the paper's own texture instead.
     """
+    return _threshold_stats(s)[:2]
+
+
+def _threshold_stats(s: np.ndarray) -> tuple[float, float, float, float]:
+    """`_ink_threshold`'s threshold and separation, and the paper's level and noise it measured on the way."""
     level, noise = _level_and_noise(s)
     likely = s > level + max(4.0 * noise, 0.5 * MIN_CONTRAST)
-    if not likely.any():
-        return _otsu(s)
+    if not likely.any() or s.ndim != 2:
+        return (*_otsu(s), level, noise)
     h, w = s.shape
     cell = max(2, round(max(h, w) / 48))
-    gh, gw = -(-h // cell), -(-w // cell)
-    padded = np.zeros((gh * cell, gw * cell), bool)
-    padded[:h, :w] = likely
-    cells = padded.reshape(gh, cell, gw, cell).any(axis=(1, 3))
-    cells = _rank_filter(cells.astype(np.uint8), 3, np.maximum).astype(bool)
+    # Which cell x cell blocks hold likely ink: a maximum filter anchored at each block's corner, read at the
+    # corners (outside the picture counts as no ink), then those blocks and their 8 neighbours.
+    cells = cv2.dilate(likely.view(np.uint8), _square(cell), anchor=(0, 0), borderType=cv2.BORDER_CONSTANT,
+                       borderValue=0)[::cell, ::cell]
+    cells = _rank_filter(cells, 3, np.maximum)
     near = np.repeat(np.repeat(cells, cell, axis=0), cell, axis=1)[:h, :w]
-    return _otsu(s[near])
+    return (*_otsu_histogram(_histogram(s, np.ascontiguousarray(near))), level, noise)
 
 
 def _ink_is_bright(g: np.ndarray) -> bool:
@@ -543,9 +572,27 @@ def _ink_is_bright(g: np.ndarray) -> bool:
 
 def _otsu(a: np.ndarray) -> tuple[float, float]:
     """Otsu's threshold on values in [0, 1] over 256 bins, and its between-class share of the variance."""
+    if a.ndim == 2 and a.dtype == np.float32:
+        return _otsu_histogram(_histogram(a))
     q = np.minimum((a.ravel() * 255.0).astype(np.int32), 255)
-    hist = np.bincount(q, minlength=256).astype(np.float64)
-    levels = (np.arange(256) + 0.5) / 255.0
+    return _otsu_histogram(np.bincount(q, minlength=256).astype(np.float64))
+
+
+def _histogram(a: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Counts of a 2-D float32 array's values in [0, 1] in 256 bins (bin floor(255 v), 1.0 in the last), under
+    `mask` (uint8) if given: OpenCV's calcHist, the same counts as np.bincount without building the index array."""
+    q = np.multiply(a, 255.0)
+    np.minimum(q, 255.0, out=q)
+    hist = cv2.calcHist([q.astype(np.uint8)], [0], mask, [256], [0, 256])
+    return hist.ravel().astype(np.float64)
+
+
+_LEVELS = (np.arange(256) + 0.5) / 255.0
+
+
+def _otsu_histogram(hist: np.ndarray) -> tuple[float, float]:
+    """`_otsu` from the 256-bin histogram."""
+    levels = _LEVELS
     w0 = np.cumsum(hist)
     w1 = w0[-1] - w0
     m0 = np.cumsum(hist * levels)
@@ -559,12 +606,13 @@ def _otsu(a: np.ndarray) -> tuple[float, float]:
 
 def _stroke_width(mask: np.ndarray) -> float:
     """A mask's typical stroke width: twice its area over its boundary length (x1.2 for the city-block bias)."""
-    area = int(mask.sum())
+    mask = mask.astype(bool, copy=False)
+    area = int(np.count_nonzero(mask))
     if area == 0:
         return 1.0
-    m = mask.astype(np.int8)
-    edges = int(np.abs(np.diff(m, axis=0)).sum() + np.abs(np.diff(m, axis=1)).sum())
-    edges += int(m[0].sum() + m[-1].sum() + m[:, 0].sum() + m[:, -1].sum())
+    # Boundary length: pixels whose neighbour below or to the right differs, and mask pixels on the border.
+    edges = np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
+    edges += sum(np.count_nonzero(side) for side in (mask[0], mask[-1], mask[:, 0], mask[:, -1]))
     return 1.2 * 2.0 * area / max(edges, 1)
 
 
@@ -611,11 +659,22 @@ def _digit_components(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int
         if gap <= NEAR_FRACTION * size or union <= GROWTH * size:
             kept.append(c)
             box = [min(box[0], top[c]), min(box[1], left[c]), max(box[2], bottom[c]), max(box[3], right[c])]
-    chosen = np.zeros(n_labels, bool)
-    chosen[np.asarray(kept) + 1] = True
-    keep = chosen[labels]
-    edges = np.concatenate([[False], edge])[labels] if edge.any() else np.zeros_like(keep)
+    keep = _labelled(labels, np.asarray(kept) + 1, n_labels)
+    edges = _labelled(labels, np.flatnonzero(edge) + 1, n_labels) if edge.any() else np.zeros_like(keep)
     return keep, (int(box[0]), int(box[1]), int(box[2]), int(box[3])), edges
+
+
+def _labelled(labels: np.ndarray, wanted: np.ndarray, n_labels: int) -> np.ndarray:
+    """The mask of the pixels whose label is one of `wanted`: a comparison per label when they are few
+    (a digit is one to three components), a lookup table otherwise."""
+    if len(wanted) <= 4:
+        out = labels == wanted[0]
+        for label in wanted[1:]:
+            out |= labels == label
+        return out
+    table = np.zeros(n_labels, bool)
+    table[wanted] = True
+    return np.take(table, labels)
 
 
 def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
@@ -626,6 +685,10 @@ def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
 def _render(s: np.ndarray, near: np.ndarray, stroke: float, floor: float, ink_level: float) -> np.ndarray:
     """The ink near the digit, cropped, thickened if thin, scaled to fit 20x20 and centred by mass in 28x28."""
     top_level = max(ink_level, floor + 1e-3)
+    # Only the box around `near` can hold ink: compute the ramp there (the same values, on fewer pixels).
+    rows, cols = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
+    if rows.size:
+        s, near = (a[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1] for a in (s, near))
     v = np.clip((s - floor) / (top_level - floor), 0.0, 1.0) * near
     rows, cols = np.flatnonzero(v.any(axis=1)), np.flatnonzero(v.any(axis=0))
     if rows.size == 0:
