@@ -387,8 +387,10 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, allow_
         if corrections is not None:
             print(f"mnistlab: saving corrections to {corrections}", flush=True)
         print(f"mnistlab: serving {run_dir} at http://{shown}:{port}/  (Ctrl-C to stop)", flush=True)
+        # h11 named, not left to uvicorn's choice: where httptools is installed (uvicorn[standard]) uvicorn would
+        # take it, and httptools has no limit on a request's headers (tests/test_abuse.py test_huge_headers).
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_keep_alive=5,
-                                               h11_max_incomplete_event_size=65536))
+                                               http="h11", h11_max_incomplete_event_size=65536))
         try:
             server.run(sockets=[sock])
         except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown; as uvicorn.run, end quietly
