@@ -167,3 +167,32 @@ def test_an_old_run_without_the_new_fields_still_predicts(tmp_path, data_dir):
     raw = run.predict_proba(mnistlab.preprocess(x[0])[None])
     assert r["confidence"] == pytest.approx(float(raw.max()), abs=1e-6)  # the raw softmax: temperature 1
     assert empty["no_digit"] and empty["reason"] == NO_INK
+
+
+def test_the_detector_trains_on_no_font_and_no_fashion_split_the_benchmark_scores_on(monkeypatch):
+    """Published refusal rates are on unseen material: the detector's fonts and Fashion-MNIST split are not the
+    benchmark's (benchmarks/synth_digits.py, synth_nondigits.py)."""
+    import sys
+    from types import SimpleNamespace
+
+    import mnistlab.data
+    from mnistlab import rejection
+
+    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, bench)
+    try:
+        import synth_digits
+        import synth_nondigits
+    finally:
+        sys.path.remove(bench)
+    benchmark_fonts = {Path(f).name.lower() for f in [*synth_digits.FONT_FILES, *synth_nondigits.PRINT_FONTS]}
+    assert not benchmark_fonts & {Path(f).name.lower() for f in rejection.TRAIN_FONTS}
+    assert None in rejection.train_fonts()  # Pillow's bundled font: letters even where no package is installed
+
+    asked = []
+    stub = SimpleNamespace(x_train=np.zeros((1, 28, 28), np.uint8), x_test=np.ones((1, 28, 28), np.uint8),
+                           y_test=np.zeros(1, int))
+    monkeypatch.setattr(mnistlab.data, "load_dataset", lambda name, *a, splits, **k: asked.append((name, splits)) or stub)
+    assert rejection.fashion_items() is stub.x_train
+    synth_nondigits._fashion_items(None)
+    assert asked == [("fashion-mnist", ("train",)), ("fashion-mnist", ("test",))]

@@ -141,14 +141,164 @@ def _affine(im: Any, rng: np.random.Generator) -> Any:
                         resample=Image.Resampling.BILINEAR)
 
 
-def _glyph(text: str, rng: np.random.Generator) -> np.ndarray:
-    """A character from Pillow's bundled font, slanted, rotated and drawn with a random pen width."""
-    from PIL import Image, ImageDraw, ImageFont
+# Fonts the negatives' letters and the positives' font digits are drawn in. None of them is a font of the
+# benchmark (benchmarks/synth_digits.py's FONT_FILES and synth_nondigits.py's DejaVu): the published refusal rates
+# are on fonts the detector never saw. Debian packages (apt-get install): fonts-femkeklaver fonts-kristi
+# fonts-cabinsketch fonts-ecolier-court fonts-leckerli-one fonts-freefont-ttf fonts-liberation fonts-dosis
+# fonts-isabella fonts-lobster. Missing ones are skipped; Pillow's bundled font is always among them.
+TRAIN_FONTS = ["truetype/femkeklaver/femkeklaver.ttf", "truetype/kristi/Kristi.ttf",
+               "truetype/cabinsketch/CabinSketch-Regular.ttf", "truetype/cabinsketch/CabinSketch-Bold.ttf",
+               "truetype/ecolier-court/Ecolier-court.ttf", "truetype/leckerli-one/LeckerliOne-Regular.ttf",
+               "truetype/freefont/FreeSans.ttf", "truetype/freefont/FreeSerifItalic.ttf",
+               "truetype/freefont/FreeMonoBold.ttf", "truetype/freefont/FreeSansBoldOblique.ttf",
+               "truetype/liberation/LiberationSerif-Regular.ttf", "truetype/liberation/LiberationSansNarrow-Bold.ttf",
+               "opentype/dosis/Dosis-Medium.otf", "opentype/dosis/Dosis-ExtraLight.otf",
+               "truetype/isabella/Isabella.ttf", "opentype/lobster/lobster.otf"]
+FONT_ROOT = Path("/usr/share/fonts")
 
-    font = ImageFont.load_default(size=64)
-    im = Image.new("L", (128, 128), 0)
-    ImageDraw.Draw(im).text((24, 16), text, font=font, fill=255, stroke_width=int(rng.integers(0, 5)), stroke_fill=255)
-    return np.asarray(_affine(im, rng), np.float32) / 255
+
+def train_fonts() -> list[Path | None]:
+    """The installed fonts of TRAIN_FONTS, and None for Pillow's bundled font."""
+    return [FONT_ROOT / f for f in TRAIN_FONTS if (FONT_ROOT / f).is_file()] + [None]
+
+
+def _font(path: Path | None, size: int) -> Any:
+    from PIL import ImageFont
+
+    return ImageFont.truetype(str(path), size) if path is not None else ImageFont.load_default(size=size)
+
+
+def _pen_width(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Re-draw a glyph's strokes with another pen: thin them to a core, then grow them to a random width."""
+    import cv2
+
+    m = (ink > 0.5).astype(np.uint8)
+    height = int(np.ptp(np.flatnonzero(m.any(1)))) + 1 if m.any() else 1
+    area, edges = m.sum(), np.abs(np.diff(m.astype(np.int8), axis=0)).sum() + np.abs(np.diff(m.astype(np.int8), axis=1)).sum()
+    native = 2 * area / max(edges, 1)
+    target = float(np.exp(rng.uniform(np.log(0.05), np.log(0.2)))) * height
+    steps = int(round((target - native) / 2))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    if steps > 0:
+        ink = cv2.dilate(ink, kernel, iterations=steps)
+    elif steps < 0:
+        thinner = cv2.erode(ink, kernel, iterations=min(-steps, max(0, int(native / 2) - 1)))
+        ink = thinner if (thinner > 0.5).any() else ink
+    return ink
+
+
+def _elastic(ink: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """A smooth random displacement field (Simard et al. 2003): the wobble of a hand instead of a font's lines."""
+    import cv2
+
+    h, w = ink.shape
+    coarse = rng.normal(0, strength * max(h, w), (2, 4, 4)).astype(np.float32)
+    dx, dy = (cv2.resize(c, (w, h), interpolation=cv2.INTER_CUBIC) for c in coarse)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return cv2.remap(ink, xx + dx, yy + dy, cv2.INTER_LINEAR, borderValue=0)
+
+
+def _glyph(text: str, rng: np.random.Generator, font: Path | None = None) -> np.ndarray:
+    """A character in `font`, drawn with a random pen width, wobbled, slanted and rotated."""
+    from PIL import Image, ImageDraw
+
+    f = _font(font, 64)
+    x0, y0, x1, y1 = f.getbbox(text)
+    im = Image.new("L", (max(1, x1 - x0) + 48, max(1, y1 - y0) + 48), 0)
+    ImageDraw.Draw(im).text((24 - x0, 24 - y0), text, font=f, fill=255)
+    ink = _pen_width(np.asarray(im, np.float32) / 255, rng)
+    if rng.random() < 0.7:
+        ink = _elastic(ink, rng, rng.uniform(0.005, 0.02))
+    return np.asarray(_affine(Image.fromarray(ink, "F"), rng), np.float32)
+
+
+def _arc(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float) -> list[tuple[float, float]]:
+    t = np.deg2rad(np.linspace(a0, a1, max(4, int(abs(a1 - a0) / 15))))
+    return list(zip(cx + rx * np.cos(t), cy + ry * np.sin(t)))
+
+
+# Letters and symbols as pen strokes in a unit box (x right, y down), the way they are commonly handwritten; and
+# the ten digits the same way (positives: the detector learns shapes, not the pen). Hand-written here because no
+# library ships stroke skeletons of the Latin alphabet.
+PEN_LETTERS: dict[str, list[list[tuple[float, float]]]] = {
+    "A": [[(0.1, 1), (0.5, 0), (0.9, 1)], [(0.28, 0.6), (0.72, 0.6)]],
+    "E": [[(0.8, 0), (0.15, 0), (0.15, 1), (0.8, 1)], [(0.15, 0.5), (0.65, 0.5)]],
+    "F": [[(0.85, 0), (0.2, 0), (0.2, 1)], [(0.2, 0.5), (0.65, 0.5)]],
+    "H": [[(0.15, 0), (0.15, 1)], [(0.85, 0), (0.85, 1)], [(0.15, 0.5), (0.85, 0.5)]],
+    "K": [[(0.2, 0), (0.2, 1)], [(0.8, 0), (0.22, 0.55), (0.8, 1)]],
+    "M": [[(0.05, 1), (0.15, 0), (0.5, 0.65), (0.85, 0), (0.95, 1)]],
+    "N": [[(0.15, 1), (0.15, 0), (0.85, 1), (0.85, 0)]],
+    "R": [[(0.2, 1), (0.2, 0)] + _arc(0.45, 0.25, 0.35, 0.25, -90, 90)[1:] + [(0.2, 0.5), (0.85, 1)]],
+    "P": [[(0.2, 1), (0.2, 0)] + _arc(0.45, 0.25, 0.35, 0.25, -90, 90)[1:] + [(0.2, 0.5)]],
+    "C": [_arc(0.55, 0.5, 0.45, 0.5, -45, -315)],
+    "U": [[(0.15, 0)] + _arc(0.5, 0.62, 0.35, 0.38, 180, 0) + [(0.85, 0)]],
+    "V": [[(0.1, 0), (0.5, 1), (0.9, 0)]],
+    "W": [[(0.0, 0), (0.25, 1), (0.5, 0.3), (0.75, 1), (1.0, 0)]],
+    "X": [[(0.1, 0), (0.9, 1)], [(0.9, 0), (0.1, 1)]],
+    "a": [_arc(0.45, 0.62, 0.35, 0.38, -20, 340), [(0.8, 0.3), (0.8, 0.85), (0.9, 1)]],
+    "e": [[(0.12, 0.55), (0.88, 0.55)] + _arc(0.5, 0.55, 0.38, 0.45, 0, -300)],
+    "h": [[(0.2, 0), (0.2, 1)], [(0.2, 0.65)] + _arc(0.5, 0.65, 0.3, 0.25, 180, 360) + [(0.8, 1)]],
+    "m": [[(0.05, 0.4), (0.05, 1)], _arc(0.27, 0.6, 0.22, 0.2, 180, 360) + [(0.49, 1)],
+          _arc(0.71, 0.6, 0.22, 0.2, 180, 360) + [(0.93, 1)]],
+    "n": [[(0.2, 0.3), (0.2, 1)], _arc(0.5, 0.55, 0.3, 0.25, 180, 360) + [(0.8, 1)]],
+    "r": [[(0.25, 0.3), (0.25, 1)], _arc(0.55, 0.55, 0.3, 0.25, 180, 300)],
+    "u": [[(0.2, 0.3)] + _arc(0.5, 0.7, 0.3, 0.3, 180, 0) + [(0.8, 0.3), (0.8, 1)]],
+    "w": [[(0.0, 0.3), (0.22, 1), (0.5, 0.45), (0.78, 1), (1.0, 0.3)]],
+    "x": [[(0.15, 0.3), (0.85, 1)], [(0.85, 0.3), (0.15, 1)]],
+    "k": [[(0.2, 0), (0.2, 1)], [(0.75, 0.35), (0.22, 0.7), (0.8, 1)]],
+    "f": [_arc(0.6, 0.2, 0.25, 0.2, -10, -180) + [(0.35, 1)], [(0.1, 0.45), (0.7, 0.45)]],
+    "+": [[(0.5, 0.05), (0.5, 0.95)], [(0.05, 0.5), (0.95, 0.5)]],
+    "=": [[(0.05, 0.35), (0.95, 0.35)], [(0.05, 0.65), (0.95, 0.65)]],
+    "#": [[(0.35, 0), (0.25, 1)], [(0.75, 0), (0.65, 1)], [(0.05, 0.33), (0.95, 0.33)], [(0.05, 0.67), (0.95, 0.67)]],
+    "*": [[(0.5, 0), (0.5, 1)], [(0.07, 0.25), (0.93, 0.75)], [(0.93, 0.25), (0.07, 0.75)]],
+    "%": [_arc(0.22, 0.2, 0.16, 0.18, 0, 360), [(0.85, 0), (0.15, 1)], _arc(0.78, 0.8, 0.16, 0.18, 0, 360)],
+    "<": [[(0.9, 0.1), (0.1, 0.5), (0.9, 0.9)]],
+    ">": [[(0.1, 0.1), (0.9, 0.5), (0.1, 0.9)]],
+    "^": [[(0.1, 0.8), (0.5, 0.1), (0.9, 0.8)]],
+    "~": [list(zip(np.linspace(0, 1, 20), 0.5 - 0.2 * np.sin(np.linspace(0, 2 * np.pi, 20))))],
+    "?": [_arc(0.5, 0.28, 0.32, 0.26, 190, 420) + [(0.5, 0.7)], [(0.5, 0.92), (0.5, 0.95)]],
+    "@": [_arc(0.52, 0.52, 0.18, 0.2, 0, 360), [(0.7, 0.35), (0.72, 0.7)] + _arc(0.5, 0.5, 0.45, 0.48, 30, 330)],
+    "\u221a": [[(0.0, 0.6), (0.15, 0.5), (0.35, 1), (0.6, 0), (1.0, 0)]],
+    "\u221e": [list(zip(0.5 + 0.45 * np.cos(t) / (1 + np.sin(t) ** 2), 0.5 + 0.45 * np.sin(t) * np.cos(t) / (1 + np.sin(t) ** 2)))
+                for t in [np.linspace(0, 2 * np.pi, 40)]],
+    "\u00b1": [[(0.5, 0.05), (0.5, 0.7)], [(0.1, 0.38), (0.9, 0.38)], [(0.1, 0.95), (0.9, 0.95)]],
+    "\u00f7": [[(0.05, 0.5), (0.95, 0.5)], [(0.5, 0.15), (0.5, 0.18)], [(0.5, 0.82), (0.5, 0.85)]],
+    "\u03c0": [[(0.05, 0.15), (0.95, 0.1)], [(0.32, 0.12), (0.28, 1)], [(0.7, 0.11), (0.72, 0.9), (0.85, 1)]],
+    "\u20ac": [_arc(0.6, 0.5, 0.4, 0.5, -50, -310), [(0.0, 0.4), (0.6, 0.4)], [(0.0, 0.6), (0.55, 0.6)]],
+    "\u2713": [[(0.0, 0.55), (0.35, 0.95), (1.0, 0.0)]],
+}
+PEN_DIGITS: dict[int, list[list[tuple[float, float]]]] = {
+    0: [_arc(0.5, 0.5, 0.38, 0.5, -90, 275)],
+    1: [[(0.3, 0.2), (0.55, 0), (0.55, 1)]],
+    2: [_arc(0.5, 0.3, 0.35, 0.3, 200, 380) + [(0.1, 1), (0.9, 1)]],
+    3: [_arc(0.5, 0.25, 0.33, 0.25, 200, 450) + _arc(0.5, 0.73, 0.38, 0.27, -90, 160)],
+    4: [[(0.65, 1), (0.65, 0), (0.05, 0.7), (0.95, 0.7)]],
+    5: [[(0.85, 0), (0.25, 0), (0.2, 0.45)] + _arc(0.5, 0.68, 0.38, 0.32, -130, 160)],
+    6: [[(0.75, 0.02)] + _arc(0.5, 0.68, 0.35, 0.32, 230, 590)],
+    7: [[(0.1, 0), (0.9, 0), (0.4, 1)]],
+    8: [_arc(0.5, 0.25, 0.3, 0.25, 90, 450) + _arc(0.5, 0.73, 0.38, 0.27, -90, 270)],
+    9: [_arc(0.5, 0.3, 0.35, 0.3, 20, 380) + [(0.8, 1)]],
+}
+
+
+def _pen(strokes: list[list[tuple[float, float]]], rng: np.random.Generator, size: int = 96) -> np.ndarray:
+    """Strokes in a unit box drawn by a hand: stretched, wobbling, with one pen width (OpenCV anti-aliased lines)."""
+    import cv2
+
+    ink = np.zeros((size, size), np.float32)
+    scale = np.array([rng.uniform(0.45, 0.8), rng.uniform(0.7, 0.8)]) * size
+    origin = (size - scale) / 2
+    width = max(1, int(round(size * float(np.exp(rng.uniform(np.log(0.04), np.log(0.14)))))))
+    for stroke in strokes:
+        pts = np.asarray(stroke, np.float64)
+        fine = np.linspace(0, len(pts) - 1, max(8, 6 * len(pts)))
+        pts = np.stack([np.interp(fine, np.arange(len(pts)), pts[:, i]) for i in (0, 1)], 1)
+        pts = pts + np.cumsum(rng.normal(0, 0.008, pts.shape), 0) + rng.normal(0, 0.02, 2)
+        xy = np.round((origin + pts * scale) * 16).astype(np.int32)
+        cv2.polylines(ink, [xy], False, 1.0, thickness=width, lineType=cv2.LINE_AA, shift=4)
+    from PIL import Image
+
+    return np.asarray(_affine(Image.fromarray(_elastic(ink, rng, rng.uniform(0.0, 0.015)), "F"), rng), np.float32)
 
 
 def _strokes(rng: np.random.Generator) -> np.ndarray:
@@ -205,7 +355,10 @@ def _strokes(rng: np.random.Generator) -> np.ndarray:
             a = rng.uniform(0, np.pi)
             ln = rng.uniform(10, 40)
             d.line([(x0, y0), (x0 + ln * np.cos(a), y0 + ln * np.sin(a))], fill=255, width=width)
-    return np.asarray(_affine(im, rng), np.float32) / 255
+    from PIL import Image
+
+    ink = _elastic(np.asarray(im, np.float32) / 255, rng, rng.uniform(0.0, 0.015))
+    return np.asarray(_affine(Image.fromarray(ink, "F"), rng), np.float32)
 
 
 def _blob(rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
@@ -243,25 +396,51 @@ def _blob(rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
     return np.asarray(im, np.float32) / 255
 
 
-def negatives(n: int, rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
-    """`n` 28x28 pictures that are not digits: letters and symbols, doodles and lines, blobs and textures."""
+def fashion_items() -> np.ndarray | None:
+    """Fashion-MNIST's *training* images (the benchmark draws from its test split), or None where not installed."""
+    from .data import load_dataset
+    from .errors import MnistlabError
+
+    try:
+        return load_dataset("fashion-mnist", splits=("train",), download=False).x_train
+    except MnistlabError:
+        return None
+
+
+# Shares of the negatives by kind (without Fashion-MNIST its share goes to the others).
+MIX = {"font letter": 0.25, "pen letter": 0.2, "doodle": 0.2, "blob": 0.15, "fashion": 0.2}
+
+
+def negatives(n: int, rng: np.random.Generator, digits: np.ndarray, fashion: np.ndarray | None = None) -> np.ndarray:
+    """`n` 28x28 pictures that are not digits: letters and symbols (fonts, pen strokes), doodles and lines, blobs
+    and textures, clothing (`fashion`: Fashion-MNIST images)."""
+    kinds = [k for k in MIX if k != "fashion" or fashion is not None]
+    share = np.array([MIX[k] for k in kinds])
+    fonts = train_fonts()
+    pen = [c for c in PEN_LETTERS]
     out = np.zeros((n, 28, 28), np.float32)
-    for i in range(n):
-        kind = rng.random()
-        if kind < 0.4:
-            ink = _glyph(str(rng.choice(list(LETTERS))), rng)
-        elif kind < 0.7:
+    for i, kind in enumerate(rng.choice(kinds, n, p=share / share.sum())):
+        if kind == "font letter":
+            ink = _glyph(str(rng.choice(list(LETTERS))), rng, fonts[int(rng.integers(len(fonts)))])
+        elif kind == "pen letter":
+            ink = _pen(PEN_LETTERS[pen[int(rng.integers(len(pen)))]], rng)
+        elif kind == "doodle":
             ink = _strokes(rng)
-        else:
+        elif kind == "blob":
             ink = _blob(rng, digits)
+        else:
+            ink = fashion[int(rng.integers(len(fashion)))].astype(np.float32) / 255  # type: ignore[index]
         out[i] = _frame(ink)
     return out
 
 
 def font_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """`n` digits in the same font and pens as the letter negatives (positives: the detector learns shapes)."""
+    """`n` digits in the fonts and pens of the letter negatives (positives: the detector learns shapes)."""
     labels = rng.integers(0, 10, n)
-    return np.stack([_frame(_glyph(str(d), rng)) for d in labels]), labels
+    fonts = train_fonts()
+    ink = [_glyph(str(d), rng, fonts[int(rng.integers(len(fonts)))]) if rng.random() < 0.6 else _pen(PEN_DIGITS[d], rng)
+           for d in labels]
+    return np.stack([_frame(i) for i in ink]), labels
 
 
 # --- fitting ------------------------------------------------------------------------------------------------------
@@ -317,7 +496,7 @@ def fit(x_train: np.ndarray, proba_train: np.ndarray, predict_proba: Any, seed: 
     components, variances = vt[:k].astype(np.float32), (sv[:k] ** 2 / max(1, min(5000, len(flat)) - 1)).astype(np.float32)
     variances = np.maximum(variances, 1e-6)
     n_neg = min(len(pos), MAX_NEGATIVES)
-    neg = negatives(n_neg, rng, pos)
+    neg = negatives(n_neg, rng, pos, fashion_items())
     fonts, _ = font_digits(max(1, n_neg // 4), rng)
     gen_p = predict_proba(np.concatenate([neg, fonts]))
     xs = np.concatenate([pos, fonts, neg])
@@ -331,3 +510,11 @@ def fit(x_train: np.ndarray, proba_train: np.ndarray, predict_proba: Any, seed: 
     threshold = float(np.quantile(held_score, 1 - REFUSE_SHARE)) if len(held_score) else 0.0
     return Rejector(mean.astype(np.float32), components, variances, feat_mean.astype(np.float32),
                     feat_std.astype(np.float32), w1, b1, w2, b2, threshold)
+
+
+def fit_run(run: Any, data_dir: str | None = None) -> Rejector:
+    """A detector for an existing MNIST run (e.g. one trained before a change here), fitted as training would."""
+    from .data import load_data
+
+    (x_train, _), _ = load_data(run.settings.dataset, data_dir)
+    return fit(x_train, run.predict_proba(x_train), run.predict_proba, seed=run.settings.seed)
