@@ -33,6 +33,9 @@ REFUSE_SHARE = 0.005
 MAX_NEGATIVES = 8000
 MAX_POSITIVES = 16000
 EPOCHS = 10  # on the development sets 6 epochs on half the images refused 71% of non-digits, this 77%
+# A small training set (tests, `--limit`) gets proportionally fewer epochs, at least MIN_EPOCHS: the fit stays
+# cheap beside that run's own training.
+FULL_SIZE, MIN_EPOCHS = 40000, 3
 # Characters that are (or are written like) digits are left out of the negatives: O, I, l, S, Z, b, q, ... Near
 # lookalikes a font draws differently from its digits (B, G, Q, Y, T, L, brackets) stay in: the font's own
 # digits are positives beside them.
@@ -532,7 +535,8 @@ def fit(x_train: np.ndarray, proba_train: np.ndarray, predict_proba: Any, seed: 
     keras.utils.set_random_seed(seed)
     net = _keras_net(e.shape[1])
     net.compile(keras.optimizers.Adam(2e-3), keras.losses.BinaryCrossentropy(from_logits=True))
-    net.fit([xs[..., None], (e - feat_mean) / feat_std], ys, batch_size=128, epochs=EPOCHS, shuffle=True, verbose=0)
+    epochs = max(MIN_EPOCHS, min(EPOCHS, round(EPOCHS * len(x) / FULL_SIZE)))
+    net.fit([xs[..., None], (e - feat_mean) / feat_std], ys, batch_size=128, epochs=epochs, shuffle=True, verbose=0)
     weights = {"feat_mean": feat_mean, "feat_std": feat_std}
     for name in ("conv1", "conv2", "dense", "out"):
         kernel, bias = net.get_layer(name).get_weights()
