@@ -525,7 +525,7 @@ def fit(x_train: np.ndarray, proba_train: np.ndarray, predict_proba: Any, seed: 
     # More positives: digits in the negatives' fonts and pens, and training digits with another pen and a wobble
     # (photographed digits reach the detector thicker, thinner and less tidy than MNIST's).
     fonts, _ = font_digits(max(1, n_neg // 2), rng)
-    redrawn = np.stack([_redraw(d, rng) for d in pos[: len(pos) // 4]])
+    redrawn = np.stack([_redraw(d, rng) for d in pos[: len(pos) // 4]] or [np.zeros((28, 28), np.float32)])
     more = np.concatenate([neg, fonts, redrawn])
     gen_p = predict_proba(more)
     xs = np.concatenate([pos, more])
