@@ -71,7 +71,8 @@ def table(rows: list[tuple[str, ...]]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, required=True, help="run directory (trained with this version)")
+    ap.add_argument("--model", type=Path, nargs="+", required=True,
+                    help="run directories (with a not-a-digit detector); the pictures are rendered once for all")
     ap.add_argument("--per-kind", type=int, default=40, help="non-digit pictures per kind, letters twice (default 40)")
     ap.add_argument("--per-digit", type=int, default=2, help="handwriting pictures per digit and font (default 2)")
     ap.add_argument("--mnist", type=int, default=1000, help="MNIST test digits to photograph (default 1000)")
@@ -80,12 +81,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from mnistlab.data import load_data
-    from mnistlab.prediction import classify
     from mnistlab.runs import load_run
 
-    run = load_run(args.model)
-    if run.rejector is None:
-        sys.exit(f"{args.model}: this run has no not-a-digit detector; train it with this version of mnistlab")
     t0 = time.perf_counter()
     nondigits = synth_nondigits.make_nondigits(args.per_kind, args.seed, args.data_dir)
     handwriting = synth_digits.make_samples(args.per_digit, args.seed + 1)
@@ -93,12 +90,25 @@ def main() -> None:
     photos = synth_nondigits.mnist_photos(x_test[: args.mnist], y_test[: args.mnist], args.seed)
     print(f"{len(nondigits)} non-digit pictures, {len(photos)} MNIST test digits as photos, {len(handwriting)} "
           f"handwriting pictures (seed {args.seed}; rendered in {time.perf_counter() - t0:.0f} s)")
-    print(f"model: {args.model} ({run.settings.recipe}, temperature {run.temperature:g})\n")
-
     sets = {"non-digits": nondigits, "MNIST photos": photos, "handwriting": handwriting}
+    inputs = {name: preprocess_all(samples) for name, samples in sets.items()}
+    for model in args.model:
+        report(load_run(model), model, sets, inputs)
+
+
+def report(run, model: Path, sets: dict[str, list], inputs: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """The tables for one run: `sets` of pictures and their preprocessed `inputs` (images, no-ink flags)."""
+    from mnistlab.prediction import classify
+
+    nondigits = sets["non-digits"]
+
+    if run.rejector is None:
+        sys.exit(f"{model}: this run has no not-a-digit detector; train it with this version of mnistlab")
+    print(f"\nmodel: {model} ({run.settings.recipe}, temperature {run.temperature:g}, detector version "
+          f"{run.rejector.version})\n")
     x, blank, raw, refused, proba, score = {}, {}, {}, {}, {}, {}
-    for name, samples in sets.items():
-        x[name], blank[name] = preprocess_all(samples)
+    for name in sets:
+        x[name], blank[name] = inputs[name]
         raw[name] = run.predict_proba(x[name])
         proba[name], refused[name] = classify(run, x[name])
         refused[name] |= blank[name]

@@ -262,7 +262,10 @@ def render_nondigit(kind: str, rng: np.random.Generator, *, fonts: list[Path], f
         font = fonts[int(rng.integers(len(fonts)))] if fonts else None
         if not text.isascii():  # the handwriting fonts lack most of these (they would draw a box): DejaVu has them
             font = synth_digits.FONT_ROOT / PRINT_FONTS[int(rng.integers(len(PRINT_FONTS)))]
-        mask = synth_digits.glyph(text, font, rng, 200)  # type: ignore[arg-type]
+        try:
+            mask = synth_digits.glyph(text, font, rng, 200)  # type: ignore[arg-type]
+        except RuntimeError:  # a handwriting font without this character (BecauseWeMentor has no braces)
+            mask = synth_digits.glyph(text, synth_digits.FONT_ROOT / PRINT_FONTS[0], rng, 200)  # type: ignore[arg-type]
         sample = photograph(_on_canvas(mask, h, w, rng, rng.uniform(0.3, 0.8)), rng, _ink_kind(rng), -1, kind)
         sample.notes.append(text)
         return sample

@@ -167,3 +167,77 @@ def test_an_old_run_without_the_new_fields_still_predicts(tmp_path, data_dir):
     raw = run.predict_proba(mnistlab.preprocess(x[0])[None])
     assert r["confidence"] == pytest.approx(float(raw.max()), abs=1e-6)  # the raw softmax: temperature 1
     assert empty["no_digit"] and empty["reason"] == NO_INK
+
+
+def test_the_detector_trains_on_no_font_and_no_fashion_split_the_benchmark_scores_on(monkeypatch):
+    """Published refusal rates are on unseen material: the detector's fonts and Fashion-MNIST split are not the
+    benchmark's (benchmarks/synth_digits.py, synth_nondigits.py)."""
+    import sys
+    from types import SimpleNamespace
+
+    import mnistlab.data
+    from mnistlab import rejection
+
+    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, bench)
+    try:
+        import synth_digits
+        import synth_nondigits
+    finally:
+        sys.path.remove(bench)
+    benchmark_fonts = {Path(f).name.lower() for f in [*synth_digits.FONT_FILES, *synth_nondigits.PRINT_FONTS]}
+    assert not benchmark_fonts & {Path(f).name.lower() for f in rejection.TRAIN_FONTS}
+    assert None in rejection.train_fonts()  # Pillow's bundled font: letters even where no package is installed
+
+    asked = []
+    stub = SimpleNamespace(x_train=np.zeros((1, 28, 28), np.uint8), x_test=np.ones((1, 28, 28), np.uint8),
+                           y_test=np.zeros(1, int))
+    monkeypatch.setattr(mnistlab.data, "load_dataset", lambda name, *a, splits, **k: asked.append((name, splits)) or stub)
+    assert rejection.fashion_items() is stub.x_train
+    synth_nondigits._fashion_items(None)
+    assert asked == [("fashion-mnist", ("train",)), ("fashion-mnist", ("test",))]
+
+
+def test_the_numpy_detector_computes_what_the_keras_network_it_was_fitted_as_does():
+    """The detector is trained in Keras and scored in NumPy (any engine, no Keras on a server): same logits."""
+    from mnistlab import rejection
+
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 28, 28)).astype(np.float32)
+    proba = rng.dirichlet(np.ones(10), 300).astype(np.float32)
+    e = rejection.extras(x, proba)
+    net = rejection._keras_net(e.shape[1])
+    weights = {"feat_mean": e.mean(0), "feat_std": e.std(0) + 1e-6}
+    for name in ("conv1", "conv2", "dense", "out"):
+        kernel, bias = net.get_layer(name).get_weights()
+        bias = rng.normal(0, 0.1, bias.shape).astype(np.float32)  # Keras starts biases at 0: make them count
+        net.get_layer(name).set_weights([kernel, bias])
+        weights[f"{name}_k"], weights[f"{name}_b"] = kernel, bias
+    detector = rejection.Rejector(weights, threshold=0.0)
+    expected = net.predict([x[..., None], (e - weights["feat_mean"]) / weights["feat_std"]], verbose=0)[:, 0]
+    assert np.allclose(detector.score(x, proba), expected, atol=1e-4)
+
+
+def test_a_first_version_detector_file_still_loads_and_scores(tmp_path):
+    """Runs fitted before the convolutional detector hold a version-1 rejection.npz (no "version" key)."""
+    from mnistlab import rejection
+
+    rng = np.random.default_rng(1)
+    k, d = 40, 40 + 1 + 4 + 8
+    old = {"mean": rng.random(784), "components": rng.normal(size=(k, 784)), "variances": rng.random(k) + 0.5,
+           "feat_mean": rng.normal(size=d), "feat_std": rng.random(d) + 0.5, "w1": rng.normal(size=(d, 64)),
+           "b1": rng.normal(size=64), "w2": rng.normal(size=(64, 1)), "b2": rng.normal(size=1), "threshold": 0.25}
+    np.savez(tmp_path / "rejection.npz", **old)
+    detector = rejection.Rejector.load(tmp_path / "rejection.npz")
+    assert detector.version == 1 and detector.threshold == 0.25
+    x, proba = rng.random((5, 28, 28)).astype(np.float32), rng.dirichlet(np.ones(10), 5)
+    flat = x.reshape(5, -1) - old["mean"]
+    z = flat @ old["components"].T
+    logp = np.log(np.sort(proba, 1)[:, ::-1][:, :4])
+    f = np.concatenate([z / np.sqrt(old["variances"]), np.log1p(np.maximum((flat ** 2).sum(1) - (z ** 2).sum(1), 0))[:, None],
+                        logp, rejection._shape_stats(x)], 1)
+    f = (f - old["feat_mean"]) / old["feat_std"]
+    expected = (np.maximum(f @ old["w1"] + old["b1"], 0) @ old["w2"] + old["b2"])[:, 0]
+    assert np.allclose(detector.score(x, proba), expected, rtol=1e-3, atol=1e-3)
+    detector.save(tmp_path / "again.npz")
+    assert rejection.Rejector.load(tmp_path / "again.npz").version == 1
