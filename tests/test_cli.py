@@ -36,7 +36,9 @@ def assert_picture(path):
 @pytest.fixture(scope="module", params=["mlp", "dense512", "cnn"])
 def cli_run(request, tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("cli") / request.param
-    result = mnistlab("train", "--recipe", request.param, "--limit", 3000, "--epochs", 1, "--seed", 3,
+    # The not-a-digit detector is fitted for cnn only: mlp and dense512 also show that --no-detector skips it.
+    detector = [] if request.param == "cnn" else ["--no-detector"]
+    result = mnistlab("train", "--recipe", request.param, "--limit", 3000, "--epochs", 1, "--seed", 3, *detector,
                       "--out", out, "--data-dir", data_dir)
     assert result.returncode == 0, result.stderr
     return request.param, out, result
@@ -55,6 +57,7 @@ def test_train_writes_a_complete_run_directory(cli_run):
                 "train_seconds", "test_loss", "test_accuracy", "per_class_accuracy", "confusion_matrix"]:
         assert key in m, key
     assert (m["recipe"], m["dataset"], m["epochs"], m["seed"], m["status"]) == (recipe, "mnist", 1, 3, "complete")
+    assert m["detector"] is (recipe == "cnn") and (out / runs.REJECTION_FILE).is_file() is (recipe == "cnn")
     assert m["train_images"] == 3000 and m["train_seconds"] > 0
     assert len(m["data_sha256"]) == 4
     assert m["test_accuracy"] > 0.6, "clearly above chance (0.1) after one epoch on 3000 images"

@@ -16,7 +16,8 @@ from helpers import cli_env, run_cli
 from mnistlab import runs
 from mnistlab.errors import RunError
 
-ARGS = ["--recipe", "cnn", "--limit", "4000", "--epochs", "3", "--seed", "5"]
+# Without the not-a-digit detector: it is not what these tests are about, and the resumed run must keep the setting.
+ARGS = ["--recipe", "cnn", "--limit", "4000", "--epochs", "3", "--seed", "5", "--no-detector"]
 
 
 def start(out, data_dir, args=ARGS):
@@ -69,7 +70,8 @@ def test_kill_9_mid_epoch_then_resume_matches_the_uninterrupted_run(uninterrupte
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr
     m = json.loads((out / runs.METRICS_FILE).read_text())
-    assert m["status"] == "complete" and m["epochs"] == 3
+    assert m["status"] == "complete" and m["epochs"] == 3 and m["detector"] is False
+    assert not (out / runs.REJECTION_FILE).exists(), "the resumed run kept --no-detector"
     assert len((out / runs.HISTORY_FILE).read_text().strip().splitlines()) == 1 + 3
     assert not (out / runs.CHECKPOINT_DIR).exists()
     # Shuffles come from (seed, epoch) and the RNG state is checkpointed: on TensorFlow/CPU the
@@ -80,7 +82,7 @@ def test_kill_9_mid_epoch_then_resume_matches_the_uninterrupted_run(uninterrupte
 
 def test_ctrl_c_saves_and_marks_the_run_interrupted(tmp_path, data_dir):
     out = tmp_path / "run"
-    proc = start(out, data_dir, ["--recipe", "mlp", "--limit", "2000", "--epochs", "50", "--seed", "5"])
+    proc = start(out, data_dir, ["--recipe", "mlp", "--limit", "2000", "--epochs", "50", "--seed", "5", "--no-detector"])
     wait_for_epoch(out, 1, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -97,7 +99,7 @@ def test_resume_of_a_finished_run_is_refused(trained_run):
 
 @pytest.mark.parametrize("flag", [["--epochs", "5"], ["--seed", "2"], ["--recipe", "mlp"], ["--limit", "100"],
                                   ["--ensemble", "2"], ["--batch-size", "64"], ["--dataset", "mnist"],
-                                  ["--out", "elsewhere"], ["--force"]])
+                                  ["--no-detector"], ["--out", "elsewhere"], ["--force"]])
 def test_a_setting_given_with_resume_is_an_error_naming_it(flag, trained_run, tmp_path):
     before = (trained_run.path / runs.METRICS_FILE).read_bytes()
     result = run_cli("train", "--resume", trained_run.path, *flag, cwd=tmp_path)

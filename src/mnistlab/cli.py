@@ -93,8 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive, metavar="N", help="use only the first N training images")
     p.add_argument("--ensemble", type=_positive, metavar="K",
                    help="train K models (seeds N, N+1, ...) and save one model averaging their probabilities")
+    p.add_argument("--no-detector", dest="detector", action="store_const", const=False, default=None,
+                   help="do not fit the not-a-digit detector at the end (about a minute of a full-size MNIST run); "
+                        "the run then refuses only blank pictures")
     p.add_argument("--out", type=Path, metavar="RUN_DIR", help="run directory to create (default: runs/<recipe>-<timestamp>)")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it already holds files")
+    p.add_argument("--force", action="store_true", default=None, help="overwrite --out if it already holds files")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
                    help="continue an interrupted run from its last saved epoch with the settings it was started "
                         "with (so no other setting may be given with it); it ends where the uninterrupted run would")
@@ -217,14 +220,15 @@ def _engine_arg(p: argparse.ArgumentParser) -> None:
 
 # The settings of a run; with --resume the run's own are used, so giving any of these is an error.
 _RUN_SETTINGS = {"recipe": "--recipe", "dataset": "--dataset", "epochs": "--epochs", "batch_size": "--batch-size",
-                 "seed": "--seed", "limit": "--limit", "ensemble": "--ensemble", "out": "--out", "force": "--force"}
+                 "seed": "--seed", "limit": "--limit", "ensemble": "--ensemble", "detector": "--no-detector",
+                 "out": "--out", "force": "--force"}
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .training import resume_run, train
 
     if args.resume is not None:
-        given = [flag for name, flag in _RUN_SETTINGS.items() if getattr(args, name) not in (None, False)]
+        given = [flag for name, flag in _RUN_SETTINGS.items() if getattr(args, name) is not None]
         if given:
             raise UsageError(f"--resume continues a run with the settings it was started with; drop {', '.join(given)} "
                              f"(to change them, train a new run with --out)")

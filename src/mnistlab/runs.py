@@ -97,6 +97,9 @@ class RunSettings:
     format: int = FORMAT_VERSION
     # For a run made by `finetune`: the run it started from and the pictures it was tuned on (see training.finetune).
     finetune: Mapping[str, Any] | None = None
+    # Fit the not-a-digit detector at the end of training (digit datasets only); False skips it (the run then
+    # refuses only blank pictures) and saves the minute or so it takes at full size.
+    detector: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "class_names", tuple(self.class_names))
@@ -115,7 +118,7 @@ class RunSettings:
         """The settings from a metrics.json object; a missing or mistyped field is a RunError naming it."""
         types = {"recipe": str, "dataset": str, "epochs": int, "batch_size": int, "seed": int, "limit": (int, type(None)),
                  "ensemble": int, "class_names": list, "data_sha256": dict, "format": int,
-                 "finetune": (dict, type(None))}
+                 "finetune": (dict, type(None)), "detector": bool}
         values = {}
         for f in fields(cls):
             if f.name not in record:
@@ -123,7 +126,7 @@ class RunSettings:
                     continue
                 raise RunError(f"{where}: {METRICS_FILE} lacks {f.name!r}; {RETRAIN}")
             value = record[f.name]
-            if isinstance(value, bool) or not isinstance(value, types[f.name]):
+            if (isinstance(value, bool) and types[f.name] is not bool) or not isinstance(value, types[f.name]):
                 raise RunError(f"{where}: {METRICS_FILE} has {f.name}={value!r}, not a {f.type}; {RETRAIN}")
             values[f.name] = value
         return cls(**values)

@@ -147,6 +147,7 @@ def train(
     seed: int = 1,
     limit: int | None = None,
     ensemble: int = 1,
+    detector: bool = True,
     out: str | Path | None = None,
     force: bool = False,
     data_dir: str | Path | None = None,
@@ -157,6 +158,8 @@ def train(
 
     epochs, batch_size: the recipe's when None. limit: use only the first `limit` training images.
     ensemble: train K models (seeds seed, seed+1, ...) and save one averaging their probabilities.
+    detector: fit the not-a-digit detector at the end (digit datasets); False skips it, and the run then
+    refuses only blank pictures.
     out: the run directory (default runs/<recipe>-<timestamp>); an existing non-empty one needs force=True.
     verbose: "auto" (a bar on a terminal, a line per epoch otherwise), 0, 1 or 2. log: where progress lines go.
     An interrupted run (Ctrl-C, a crash) continues with `resume_run`.
@@ -177,7 +180,7 @@ def train(
     x_train, y_train = _limited(data, limit, spec)
     settings = runs.RunSettings(recipe=spec.name, dataset=dataset, epochs=epochs, batch_size=batch_size, seed=seed,
                                 limit=limit, ensemble=ensemble, class_names=data.spec.class_names,
-                                data_sha256=data.sha256)
+                                data_sha256=data.sha256, detector=bool(detector))
     keras = import_keras()
     header = runs.start_run(run_dir, settings, {
         "train_images": int(len(x_train)), "backend": keras.backend.backend(), "versions": backend_versions(),
@@ -293,8 +296,8 @@ def _calibrate(model: Any, spec: Recipe, x_train: np.ndarray, y_train: np.ndarra
 
 
 def _fit_rejector(model: Any, settings: runs.RunSettings, x_train: np.ndarray, log: Log) -> Any:
-    """The not-a-digit detector for a digit dataset (None for others: their classes are not digits)."""
-    if list(settings.class_names) != [str(d) for d in range(10)]:
+    """The not-a-digit detector for a digit dataset (None for others, whose classes are not digits, or if not asked)."""
+    if not settings.detector or list(settings.class_names) != [str(d) for d in range(10)]:
         return None
     from .rejection import fit
 
