@@ -317,7 +317,7 @@ def test_bad_corrections_are_refused_and_nothing_is_saved(trained_run, digits, t
     Image.new("L", (100, 100), 255).save(blank, format="PNG")
     monkeypatch.setattr(labelled, "MAX_CORRECTIONS", 1)
     with TestClient(create_app(mnistlab.load_run(trained_run.path), corrections=folder)) as c:
-        for query in ["", "?digit=", "?digit=x", "?digit=10", "?digit=-1"]:
+        for query in ["", "?digit=", "?digit=x", "?digit=10", "?digit=-1", "?digit=%C2%B2", "?digit=1e0"]:
             r = c.post(f"/api/correct{query}", files={"file": ("pad.png", png, "image/png")})
             assert r.status_code == 400 and "digit=" in r.json()["detail"], (query, r.text)
         r = c.post("/api/correct?digit=1", files={"file": ("blank.png", blank.getvalue(), "image/png")})

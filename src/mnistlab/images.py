@@ -312,6 +312,17 @@ def preprocess(image: Any, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return _digit(grey)
 
 
+def digit_png(digit: np.ndarray) -> bytes:
+    """A preprocessed (28, 28) image in [0, 1] as grey PNG file bytes (what the model saw, to look at or keep).
+
+    OpenCV's encoder: about a quarter of Pillow's time, which the server pays on every answer.
+    """
+    ok, png = cv2.imencode(".png", np.round(np.clip(digit, 0, 1) * 255).astype(np.uint8))
+    if not ok:
+        raise ValueError(f"cannot encode an image of shape {np.shape(digit)} as PNG")
+    return png.tobytes()
+
+
 def preprocess_many(images: Iterable[Any], *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Preprocess several pictures into an (N, 28, 28) float32 array; the first unreadable one raises."""
     out = [preprocess(image, max_pixels=max_pixels) for image in images]

@@ -122,12 +122,9 @@ class CorrectionsFolder:
             raise UsageError(f"cannot create it ({exc.strerror}); choose another folder", param=param,
                              value=folder) from None
         self._lock = threading.Lock()
-        self._count = len(_pictures(self.folder))
-
-    def counts(self) -> dict[str, int]:
-        """How many pictures each class folder holds now."""
-        return {name: len(_pictures(self.folder / name)) if (self.folder / name).is_dir() else 0
-                for name in self.class_names}
+        # Counted once here, then kept as pictures are added (not listed again on every request).
+        self._counts = {name: len(_pictures(self.folder / name)) if (self.folder / name).is_dir() else 0
+                        for name in self.class_names}
 
     def add(self, data: bytes, label: int, digit: np.ndarray) -> dict:
         """Save picture file bytes (already read by images.preprocess into `digit`) as class `label`; what was saved."""
@@ -139,6 +136,7 @@ class CorrectionsFolder:
 
         from . import fsutil
         from .errors import CorrectionsFullError
+        from .images import digit_png
 
         if not 0 <= label < len(self.class_names):
             raise UsageError(f"not a class of this model (0 to {len(self.class_names) - 1})", param="digit",
@@ -152,17 +150,16 @@ class CorrectionsFolder:
             if existing:
                 path, added = existing[0], False
             else:
-                if self._count >= self.limit:
+                if sum(self._counts.values()) >= self.limit:
                     raise CorrectionsFullError(f"{self.folder}: the corrections folder is full ({self.limit} "
                                                "pictures); fine-tune on it (mnistlab finetune RUN --images "
                                                f"{self.folder}) and empty it, or start with another folder")
                 stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
                 path, added = self.folder / name / f"{stamp}-{digest}{suffix}", True
-                buf = io.BytesIO()
-                Image.fromarray(np.round(np.clip(digit, 0, 1) * 255).astype(np.uint8), mode="L").save(buf, "PNG")
-                fsutil.write_bytes(self.folder / PREPROCESSED_DIR / name / f"{path.stem}.png", buf.getvalue())
+                fsutil.write_bytes(self.folder / PREPROCESSED_DIR / name / f"{path.stem}.png", digit_png(digit))
                 fsutil.write_bytes(path, data)  # last: the picture finetune reads appears only once all is written
-                self._count += 1
+                self._counts[name] += 1
+            class_pictures, pictures = self._counts[name], sum(self._counts.values())
         return {"label": name, "digit": label, "file": str(path.relative_to(self.folder)),
                 "preprocessed_file": str(Path(PREPROCESSED_DIR) / name / f"{path.stem}.png"), "added": added,
-                "class_pictures": len(_pictures(self.folder / name)), "pictures": self._count}
+                "class_pictures": class_pictures, "pictures": pictures}

@@ -94,9 +94,8 @@ def record(name: str, proba: np.ndarray | None, *, top: int = 3, min_confidence:
 
 
 def _save_preprocessed(folder: Path, names: Sequence[str], digits: np.ndarray) -> None:
-    from PIL import Image
-
-    from .fsutil import atomic_path
+    from .fsutil import write_bytes
+    from .images import digit_png
 
     folder.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
@@ -106,8 +105,7 @@ def _save_preprocessed(folder: Path, names: Sequence[str], digits: np.ndarray) -
         while candidate in used:
             candidate, n = f"{stem}-{n}", n + 1
         used.add(candidate)
-        with atomic_path(folder / f"{candidate}.png") as tmp:
-            Image.fromarray(np.round(digit * 255).astype(np.uint8), mode="L").save(tmp, format="PNG")
+        write_bytes(folder / f"{candidate}.png", digit_png(digit))
 
 
 def predict(run_or_path: Run | str | os.PathLike, images: Any, *, top: int = 3,
