@@ -139,16 +139,22 @@ def predict(run_or_path: Run | str | os.PathLike, images: Any, *, top: int = 3,
                    class_names=run.class_names, refused=bool(refused_at.get(i, False))) for i in range(len(items))]
 
 
-def classify(run: Run, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Calibrated probabilities (N, 10) and not-a-digit refusals (N,) for preprocessed (N, 28, 28) images."""
+def calibrated(run: Run, x: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """From the model's raw probabilities `raw` for images `x`: the run's calibrated probabilities, and its
+    not-a-digit detector's log-odds (refused above `run.rejector.threshold`; None for a run without one)."""
     from .calibration import apply_temperature
 
+    rejector = run.rejector
+    return apply_temperature(raw, run.temperature), rejector.score(x, raw) if rejector is not None else None
+
+
+def classify(run: Run, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated probabilities (N, 10) and not-a-digit refusals (N,) for preprocessed (N, 28, 28) images."""
     if not len(x):
         return np.zeros((0, 10), np.float32), np.zeros(0, bool)
-    raw = run.predict_proba(x)
-    rejector = run.rejector
-    refused = rejector.refuse(x, raw) if rejector is not None else np.zeros(len(x), bool)
-    return apply_temperature(raw, run.temperature), refused
+    proba, not_digit = calibrated(run, x, run.predict_proba(x))
+    refused = not_digit > run.rejector.threshold if not_digit is not None else np.zeros(len(x), bool)
+    return proba, refused
 
 
 def predict_paths(run_or_path: Run | str | os.PathLike, paths: Iterable[str | os.PathLike], *, top: int = 3,

@@ -559,15 +559,12 @@ def _classify(run: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
 
     The batch is padded to one of a few sizes so that the compiled model is not traced again.
     """
-    from .calibration import apply_temperature
+    from .prediction import calibrated
 
     n = len(x)
     size = next((s for s in (8, 16, 32, 48, 64, 96, 128, 192, 256) if s >= n), n)
     padded = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), x.dtype)]) if size > n else x
-    raw = run.predict_proba(padded)[:n]
-    rejector = run.rejector
-    not_digit = rejector.score(x, raw) if rejector is not None else None
-    return apply_temperature(raw, run.temperature), not_digit
+    return calibrated(run, x, run.predict_proba(padded)[:n])
 
 
 # ------------------------------------------------------------------------------------------------- records
