@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from helpers import png_declaring
 from mnistlab.errors import ImageError, NoDigitError
+import mnistlab
+from mnistlab import images
 from mnistlab.images import load_image, preprocess, preprocess_many
 
 REPO = Path(__file__).resolve().parents[1]
@@ -411,3 +413,26 @@ def test_rewritten_steps_compute_what_the_plain_numpy_did():
     near = rng.random(a.shape) < 0.3
     assert np.array_equal(images._histogram(a, near.astype(np.uint8)),
                           np.bincount(np.minimum((a[near] * 255.0).astype(np.int32), 255), minlength=256))
+
+
+@pytest.mark.parametrize("size, binary", [((16, 16), False), ((16, 16), True), ((32, 32), True), ((40, 64), False)])
+def test_a_digit_cropped_to_its_box_is_given_back_its_margin(data_dir, size, binary):
+    # USPS, Semeion and form-field scans crop (or stretch) a digit to its box: bold strokes then cover more of the
+    # picture than paper does, and run along its sides. Before the margin they were refused or read inverted.
+    (x, y), _ = mnistlab.load_data(data_dir=data_dir)
+    picked = [int(np.flatnonzero(y[54000:] == d)[0]) + 54000 for d in (0, 8, 6)]
+    for i in picked:
+        rows, cols = np.flatnonzero(x[i].any(1)), np.flatnonzero(x[i].any(0))
+        box = Image.fromarray(x[i][rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1])
+        thick = np.asarray(box.resize((size[1] * 4, size[0] * 4), Image.Resampling.BILINEAR).filter(
+            ImageFilter.MaxFilter(5)).resize(size[::-1], Image.Resampling.BOX))
+        ink = (thick > 127) * 255 if binary else thick
+        picture = (255 - ink).astype(np.uint8)  # dark on white, touching every side
+        assert (picture < 128).mean() > 0.3 and (picture[[0, -1]] < 128).any()  # bold, touching its sides
+        padded = np.pad(picture, 12, constant_values=255)  # what a margin-keeping scan would have given
+        got = images.preprocess(picture)
+        assert correlation(got, images.preprocess(padded)) > 0.9
+    # A picture with its own margin (every MNIST digit) passes through as it was.
+    for i in picked:
+        grey = x[i].astype(np.float32) / 255
+        assert images._with_margin(grey) is grey

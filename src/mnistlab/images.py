@@ -69,6 +69,9 @@ BORDER_FRACTION = 0.3  # a component running along more than this fraction of a 
 STRIP_DEPTH = 0.2  # ... and reaching less than this fraction into it is the picture's edge, not ink
 POLARITY_MARGIN = 0.1  # grey-level deviations smaller than this (lighting, texture) do not vote on polarity
 WINDOWS = (0.5, 0.3, 0.18, 0.1)  # background windows tried, as fractions of the picture's shorter side
+TIGHT_MAX = 128  # pictures up to this size may be a digit cropped to its box (a dataset's cell, a form field)...
+TIGHT_TOUCH = 0.04  # ... when this share of their outermost ring is ink; they get back MARGIN of paper all round
+MARGIN = 0.2  # MNIST's: a 20-pixel digit in a 28-pixel field leaves a fifth of its size on each side
 TARGET_STROKE = 0.11  # MNIST's typical stroke width over its digit's longer side, measured on the test set
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -334,6 +337,8 @@ def _digit(grey: np.ndarray) -> np.ndarray:
     h, w = grey.shape
     if min(h, w) < 4:
         raise NoDigitError(f"no digit found: the image is only {w}x{h} pixels")
+    grey = _with_margin(grey)
+    h, w = grey.shape
     scale = max(h, w) / WORK_SIZE
     work = _resize(grey, (max(1, round(w / scale)), max(1, round(h / scale)))) if scale > 1 else grey
     found = _find_ink(work)
@@ -356,6 +361,31 @@ def _digit(grey: np.ndarray) -> np.ndarray:
     strength = _smooth(_strength(p, background))
     near_full = _resize(near.astype(np.float32), (r - l, b - t), _RESAMPLE.BILINEAR, box=box) > 0.25
     return _render(strength, near_full, found["stroke"] * sx, found["floor"], found["ink_level"])
+
+
+def _with_margin(grey: np.ndarray) -> np.ndarray:
+    """A small picture whose digit touches its sides (cropped to the digit's box, or stretched to fill it, as
+    USPS, Semeion and form-field scans are), with a margin of its paper's level added all round.
+
+    Without it the picture's median, which the analysis takes for paper, can be ink (a bold 0 filling a 16x16
+    cell is more ink than paper), and strokes along the sides read as the picture's edges. The paper is the level
+    of the outermost ring, which only a few strokes cross; a picture whose ring holds no ink is returned as it is
+    (an MNIST digit, with its own margin, passes through unchanged).
+    """
+    h, w = grey.shape
+    if max(h, w) > TIGHT_MAX:
+        return grey
+    ring = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
+    paper = float(_median(ring))
+    t = _otsu(grey)[0]
+    lo, hi = float(grey.min()), float(grey.max())
+    if hi - lo < MIN_CONTRAST:
+        return grey  # flat: nothing to give a margin to
+    ink_in_ring = ring < t if paper >= t else ring >= t
+    if float(ink_in_ring.mean()) < TIGHT_TOUCH:
+        return grey
+    m = max(2, round(MARGIN * max(h, w)))
+    return cv2.copyMakeBorder(np.ascontiguousarray(grey, np.float32), m, m, m, m, cv2.BORDER_CONSTANT, value=paper)
 
 
 def _find_ink(g: np.ndarray) -> dict:
