@@ -108,6 +108,10 @@ def test_finetune_writes_a_normal_run_that_learned_the_pictures(trained_run, fol
     assert 0 <= gain["before"] <= 1 and 0 <= gain["after"] <= 1
     # What it knew of MNIST is kept (a small learning rate, MNIST mixed in).
     assert tuned.metrics["test_accuracy"] > trained_run.metrics["test_accuracy"] - 0.03
+    # Honest answers carry over: a temperature refitted on held-out data and the not-a-digit detector.
+    assert tuned.metrics["calibration"]["fitted_on"].startswith("validation split")
+    assert tuned.temperature > 0 and tuned.rejector is not None
+    assert tuned.rejector.weights.keys() == trained_run.rejector.weights.keys()
     # A normal run directory: reloads, evaluates on its pictures, predicts.
     again = mnistlab.load_run(out)
     assert again.settings == tuned.settings
