@@ -10,7 +10,8 @@ box (keeping its aspect ratio, anti-aliased, hence grey levels) and centring it 
    A picture over `max_pixels` is refused from its header, before any pixel is decoded.
 2. Grey levels (ITU-R 601 luma) in [0, 1]. The analysis runs on a copy at most `WORK_SIZE` pixels long;
    large pictures are reduced early (a JPEG is even decoded at 1/2, 1/4 or 1/8 scale), which keeps a
-   12-megapixel photo fast.
+   12-megapixel photo fast. A small picture whose digit touches its sides (cropped to the digit's box, or
+   stretched to fill it, as USPS, Semeion and form cells are) first gets back a margin of its paper.
 3. Polarity: most of any picture is paper, so its median is the paper's level; the ink is the side of it
    whose clear deviations (beyond what lighting and texture do) weigh more. From here on the picture is
    "ink-positive": ink bright, paper dark.
