@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from helpers import png_declaring
-from mnistlab.errors import ImageError, NoDigitError
 import mnistlab
+from helpers import png_declaring
 from mnistlab import images
+from mnistlab.errors import ImageError, NoDigitError
 from mnistlab.images import load_image, preprocess, preprocess_many
 
 REPO = Path(__file__).resolve().parents[1]
@@ -397,8 +397,6 @@ def test_synthetic_handwriting_renders_and_preprocesses():
 def test_rewritten_steps_compute_what_the_plain_numpy_did():
     """_smooth, _strength and _otsu were rewritten for speed (in place, OpenCV's histogram): bit for bit the
     same values as the NumPy expressions they replaced, so every picture reads as before."""
-    from mnistlab import images
-
     rng = np.random.default_rng(3)
     a = rng.random((97, 131), dtype=np.float32) ** 3
     a[:5] = 1.0
@@ -427,8 +425,8 @@ def test_a_digit_cropped_to_its_box_is_given_back_its_margin(data_dir, size, bin
         thick = np.asarray(box.resize((size[1] * 4, size[0] * 4), Image.Resampling.BILINEAR).filter(
             ImageFilter.MaxFilter(5)).resize(size[::-1], Image.Resampling.BOX))
         ink = (thick > 127) * 255 if binary else thick
-        picture = (255 - ink).astype(np.uint8)  # dark on white, touching every side
-        assert (picture < 128).mean() > 0.3 and (picture[[0, -1]] < 128).any()  # bold, touching its sides
+        picture = (255 - ink).astype(np.uint8)  # dark on white, cropped to the digit's box
+        assert (picture < 128).mean() > 0.3 and (picture[[0, -1]] < 128).any()  # bold, touching its top or bottom
         padded = np.pad(picture, 12, constant_values=255)  # what a margin-keeping scan would have given
         got = images.preprocess(picture)
         assert correlation(got, images.preprocess(padded)) > 0.9

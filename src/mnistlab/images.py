@@ -376,12 +376,11 @@ def _with_margin(grey: np.ndarray) -> np.ndarray:
     h, w = grey.shape
     if max(h, w) > TIGHT_MAX:
         return grey
+    if float(grey.max()) - float(grey.min()) < MIN_CONTRAST:
+        return grey  # flat: nothing to give a margin to
     ring = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
     paper = float(_median(ring))
     t = _otsu(grey)[0]
-    lo, hi = float(grey.min()), float(grey.max())
-    if hi - lo < MIN_CONTRAST:
-        return grey  # flat: nothing to give a margin to
     ink_in_ring = ring < t if paper >= t else ring >= t
     if float(ink_in_ring.mean()) < TIGHT_TOUCH:
         return grey

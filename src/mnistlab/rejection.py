@@ -63,6 +63,13 @@ class Rejector:
         return np.concatenate([_conv_forward(x[i: i + 256], e[i: i + 256], w) for i in range(0, len(x), 256)]
                               or [np.zeros(0, np.float32)])
 
+    def with_threshold_for(self, held: np.ndarray, held_proba: np.ndarray) -> "Rejector":
+        """This detector with its threshold set to refuse `REFUSE_SHARE` of these held-out digits (and their
+        model's probabilities): how `fit` sets it, and how a fine-tuned run sets it again for its own model."""
+        score = self.score(held, held_proba)
+        threshold = float(np.quantile(score, 1 - REFUSE_SHARE)) if len(score) else 0.0
+        return Rejector(self.weights, threshold, self.version)
+
     def refuse(self, x: np.ndarray, proba: np.ndarray) -> np.ndarray:
         """Whether each image is refused as not a digit."""
         return self.score(x, proba) > self.threshold
@@ -548,10 +555,7 @@ def fit(x_train: np.ndarray, proba_train: np.ndarray, predict_proba: Any, seed: 
         kernel, bias = net.get_layer(name).get_weights()
         weights[f"{name}_k"], weights[f"{name}_b"] = kernel, bias
     weights = {k: np.asarray(v, np.float32) for k, v in weights.items()}
-    held, held_p = x[cut:], proba_train[cut:]
-    held_score = Rejector(weights, 0.0).score(held, held_p)
-    threshold = float(np.quantile(held_score, 1 - REFUSE_SHARE)) if len(held_score) else 0.0
-    return Rejector(weights, threshold)
+    return Rejector(weights, 0.0).with_threshold_for(x[cut:], proba_train[cut:])
 
 
 def fit_run(run: Any, data_dir: str | None = None) -> Rejector:

@@ -435,13 +435,9 @@ def finetune(run_dir: str | Path, images: str | Path, *, out: str | Path | None 
 def _carry_rejector(source: runs.Run, model: Any, x_held: np.ndarray, x_user: np.ndarray, log: Log) -> Any:
     """The source run's not-a-digit detector, its threshold set again on MNIST's held-out images as the
     fine-tuned model sees them (the detector reads the model's probabilities); None if the source had none."""
-    from .rejection import REFUSE_SHARE, Rejector
-
-    old = source.rejector
-    if old is None:
+    if source.rejector is None:
         return None
-    score = Rejector(old.weights, 0.0, old.version).score(x_held.astype(np.float32) / 255.0, _predict(model, x_held))
-    rejector = Rejector(old.weights, float(np.quantile(score, 1 - REFUSE_SHARE)), old.version)
+    rejector = source.rejector.with_threshold_for(x_held.astype(np.float32) / 255.0, _predict(model, x_held))
     refused = int(rejector.refuse(x_user, _predict(model, x_user)).sum())
     if refused:
         log(f"mnistlab: {refused} of the {len(x_user)} pictures tuned on would still be refused as not a digit")
