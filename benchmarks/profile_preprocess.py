@@ -1,6 +1,6 @@
 """Where `mnistlab.images.preprocess` spends its time, and how it compares with an earlier version of itself.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/profile_preprocess.py [--baseline GIT_REV] [--repeats 5] [--profile]
+    PYTHONPATH=src .venv/bin/python benchmarks/profile_preprocess.py [--baseline GIT_REV] [--repeats 5] [--per-digit 1] [--profile]
 
 Pictures: 50 MNIST test digits as 280x280 canvas PNGs (what the web page sends), 20 as 1200x900 phone-photo
 JPEGs (benchmarks/load_test.py's), and the handwriting set of benchmarks/synth_digits.py (seed 1, 1 picture per
@@ -55,7 +55,7 @@ def baseline_module(rev: str):
     return module
 
 
-def pictures(data_dir: str | None) -> dict[str, list[bytes]]:
+def pictures(data_dir: str | None, per_digit: int = 1) -> dict[str, list[bytes]]:
     """The three sets of pictures, as encoded bytes."""
     data = load_dataset("mnist", data_dir, splits=("test",))
     rng = np.random.default_rng(0)
@@ -65,7 +65,7 @@ def pictures(data_dir: str | None) -> dict[str, list[bytes]]:
         Image.fromarray(255 - data.x_test[i]).resize((280, 280), Image.Resampling.BILINEAR).save(buf, format="PNG")
         canvases.append(buf.getvalue())
     photos = [load_test.photo_jpeg(data.x_test[i], rng) for i in range(20)]
-    hand = [s.data for s in synth_digits.make_samples(per_digit=1, seed=1)]
+    hand = [s.data for s in synth_digits.make_samples(per_digit=per_digit, seed=1)]
     return {"canvas PNG 280x280": canvases, "photo JPEG 1200x900": photos, "handwriting set (seed 1)": hand}
 
 
@@ -83,10 +83,12 @@ def main() -> None:
     ap.add_argument("--baseline", help="git revision whose images.py to compare with (e.g. main, HEAD~3)")
     ap.add_argument("--repeats", type=int, default=5, help="passes over each set (default 5)")
     ap.add_argument("--profile", action="store_true", help="print cProfile's top functions on the canvases")
+    ap.add_argument("--per-digit", type=int, default=1,
+                    help="handwriting pictures per digit and font (default 1; the handwriting benchmark's is 5)")
     ap.add_argument("--data-dir")
     args = ap.parse_args()
 
-    sets = pictures(args.data_dir)
+    sets = pictures(args.data_dir, args.per_digit)
     versions = {"current": images.preprocess}
     if args.baseline:
         versions = {f"baseline ({args.baseline})": baseline_module(args.baseline).preprocess, **versions}

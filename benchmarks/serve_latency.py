@@ -83,17 +83,21 @@ def post(conn: http.client.HTTPConnection, body: bytes, ctype: str) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), in seconds."""
+    """User + system CPU time of a process and its living children (`serve`'s workers; Linux /proc), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += cpu_seconds(int(child))
+    return total
 
 
-def start_server(run_dir: str, env: dict, engine: str = "auto") -> tuple[subprocess.Popen, int]:
+def start_server(run_dir: str, env: dict, engine: str = "auto", workers: int | None = None) -> tuple[subprocess.Popen, int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen([sys.executable, "-m", "mnistlab.cli", "serve", run_dir, "--port", str(port),
-                               "--engine", engine],
+                               "--engine", engine, *(["--workers", str(workers)] if workers else [])],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 180
     while True:
@@ -123,6 +127,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
     ap.add_argument("--seconds", type=float, default=15, help="length of the concurrent run (default 15)")
     ap.add_argument("--photos", type=int, default=20, help="photo requests (default 20)")
+    ap.add_argument("--workers", type=int, help="serve's --workers (default: serve's own default)")
     ap.add_argument("--engine", default="auto", choices=("auto", "keras", "onnx"), help="serve's and predict's --engine")
     ap.add_argument("--cold", type=int, default=5, help="cold-start runs of predict and of `import tensorflow` (default 5)")
     args = ap.parse_args()
@@ -134,13 +139,19 @@ def main() -> None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     load_before = os.getloadavg()[0]
 
-    server, port = start_server(args.run_dir, env, args.engine)
+    server, port = start_server(args.run_dir, env, args.engine, args.workers)
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         conn.request("GET", "/api/model")
         engine = json.loads(conn.getresponse().read()).get("engine", "keras")
+        # Warm-up, over as many connections as clients (so that every worker process gets some): first requests
+        # pay for lazy imports and allocations.
+        warm = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _ in range(args.clients)]
         for body, ctype in canvases:
-            post(conn, body, ctype)  # warm-up: first requests pay for lazy imports and allocations
+            for c in warm:
+                post(c, body, ctype)
+        for c in warm:
+            c.close()
         cpu0 = cpu_seconds(server.pid)
         single = [post(conn, *canvases[i % len(canvases)]) for i in range(args.requests)]
         single_cpu = (cpu_seconds(server.pid) - cpu0) * 1000 / len(single)
@@ -191,7 +202,8 @@ def main() -> None:
             subprocess.run([sys.executable, "-c", "import tensorflow"], env=env, check=True, capture_output=True)
             tf_import.append(time.perf_counter() - t)
 
-    print(f"\n`mnistlab serve {args.run_dir} --engine {args.engine}` (engine used: {engine}) on 127.0.0.1; "
+    workers = f" --workers {args.workers}" if args.workers else ""
+    print(f"\n`mnistlab serve {args.run_dir} --engine {args.engine}{workers}` (engine used: {engine}) on 127.0.0.1; "
           f"{os.cpu_count()} cores; load average "
           f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after\n")
     print("| measurement | requests | p50 ms | p99 ms | requests/s | server CPU ms/request | errors |")

@@ -206,6 +206,63 @@ def test_server_on_the_onnx_path_answers_like_keras(exported, test_digits):
         assert answer.status_code == 200 and answer.json()["no_digit"] is True
 
 
+def _workers(pid: int) -> list[int]:
+    """The uvicorn worker processes (multiprocessing's spawned children) of a `serve` process (Linux /proc)."""
+    from pathlib import Path
+
+    children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+    return [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:  # a zombie (exited, not yet reaped) is gone for our purpose
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_two_worker_processes_answer_like_one_and_stop_with_their_parent(exported, test_digits, tmp_path):
+    import http.client
+    import os
+    import signal
+    import time
+
+    from helpers import served
+
+    run_dir, _ = exported
+    x, _ = test_digits
+    canvases = [canvas_png(x[i]) for i in range(8)]
+    with TestClient(create_app(runs.load_run(run_dir, engine="onnx"))) as c:
+        want = [c.post("/api/predict", files={"file": ("c.png", png, "image/png")}).json() for png in canvases]
+    with served(run_dir, tmp_path / "serve.log", args=("--workers", "2")) as server:
+        [line] = [line for line in server.log_text().splitlines() if "serving" in line]
+        assert line.endswith("(Ctrl-C to stop, 2 worker processes)"), line
+        workers = _workers(server.proc.pid)
+        assert len(workers) == 2, workers
+        connections = [http.client.HTTPConnection(server.host, server.port, timeout=30) for _ in range(4)]
+        for i, png in enumerate(canvases):
+            body = (b'--b\r\nContent-Disposition: form-data; name="file"; filename="c.png"\r\n\r\n' + png
+                    + b"\r\n--b--\r\n")
+            conn = connections[i % len(connections)]
+            conn.request("POST", "/api/predict", body=body, headers={"Content-Type": "multipart/form-data; boundary=b"})
+            response = conn.getresponse()
+            assert response.status == 200
+            got = json.loads(response.read())
+            for key in ("digit", "probabilities", "no_digit", "preprocessed"):
+                assert got[key] == want[i][key], (i, key)
+        for conn in connections:
+            conn.close()
+        # Killed outright, the supervisor cannot stop its workers: they notice and stop themselves.
+        os.kill(server.proc.pid, signal.SIGKILL)
+        server.proc.wait()
+        deadline = time.monotonic() + 20
+        while any(map(_alive, workers)):
+            assert time.monotonic() < deadline, "worker processes outlived their killed parent"
+            time.sleep(0.2)
+
+
 def test_exports_run_augmentation_layers_in_inference_mode(tmp_path):
     """`best` holds random augmentation layers, which Keras' exporters would trace in training mode."""
     import onnxruntime as ort

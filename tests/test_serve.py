@@ -159,17 +159,22 @@ def test_no_client_input_gets_a_500(client, body, kind, as_json):
     assert ("detail" in r.json()) == (r.status_code != 200)
 
 
-def test_inference_runs_off_the_event_loop(trained_run, digits, monkeypatch):
+def test_a_canvas_is_classified_on_the_event_loop_and_a_photo_off_it(trained_run, digits, monkeypatch):
     import mnistlab.images as images_module
 
     threads = []
     original = images_module.preprocess
     monkeypatch.setattr(images_module, "preprocess",
                         lambda *a, **k: threads.append(threading.current_thread().name) or original(*a, **k))
+    photo = io.BytesIO()
+    Image.fromarray(255 - digits[0][1]).resize((1200, 900)).convert("RGB").save(photo, format="JPEG")
     with TestClient(create_app(mnistlab.load_run(trained_run.path))) as c:
         loop_thread = c.portal.call(lambda: threading.current_thread().name)
         assert c.post("/api/predict", files={"file": ("d.png", canvas_png(digits[0][0]), "image/png")}).status_code == 200
-    assert threads and loop_thread not in threads
+        assert c.post("/api/predict", files={"file": ("p.jpg", photo.getvalue(), "image/jpeg")}).status_code == 200
+    canvas, big = threads
+    assert canvas == loop_thread, "a 280x280 canvas (a few ms) is classified on the loop: no thread hand-over"
+    assert big != loop_thread, "a photo (tens of ms) must not hold up the loop"
 
 
 def _starlette_reads(body: bytes, content_type: str):
@@ -244,6 +249,17 @@ def test_an_address_not_of_this_machine_is_a_usage_error(trained_run):
     # 192.0.2.1 is TEST-NET-1 (RFC 5737): documentation only, never an address of this machine.
     with pytest.raises(UsageError, match=r"^host='192\.0\.2\.1': not an address of this machine"):
         serve(trained_run.path, host="192.0.2.1", port=0)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--workers", "0"), "argument --workers: must be between 1 and 64, got 0"),
+    (("--workers", "2", "--corrections", "c"), "--workers 2: corrections are saved by one process"),
+])
+def test_bad_worker_counts_are_one_line_and_status_2(trained_run, tmp_path, args, message):
+    r = run_cli("serve", trained_run.path, "--port", "0", *args, cwd=tmp_path)
+    assert r.returncode == 2 and "serving" not in r.stdout, r.stdout + r.stderr
+    assert message in r.stderr.strip().splitlines()[-1] and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "c").exists()
 
 
 def test_port_0_serves_on_a_free_port_and_prints_it(trained_run, server):

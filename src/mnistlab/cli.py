@@ -51,6 +51,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _workers(text: str) -> int:
+    value = _whole(text)
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 64, got {value}")
+    return value
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -190,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save the answers users correct on the page (\"wrong? it is a 7\") into DIR/<digit>/, "
                         "ready for `mnistlab finetune RUN --images DIR` (default: off; at most "
                         "10,000 pictures)")
+    p.add_argument("--workers", type=_workers, metavar="N",
+                   help="server processes sharing the port, each with its own copy of the model (default: one per "
+                        "core, at most 4, on the onnxruntime path; 1 on the Keras path, where each would import "
+                        "TensorFlow, and with --corrections)")
     _engine_arg(p)
 
     p = sub.add_parser("export", help="export a run's model to ONNX, LiteRT or SavedModel, checked against Keras",
@@ -356,7 +367,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from .serve import serve
 
     serve(args.run_dir, host=args.host, port=args.port, allow_partial=args.allow_partial, engine=args.engine,
-          corrections=args.corrections)
+          corrections=args.corrections, workers=args.workers)
     return 0
 
 

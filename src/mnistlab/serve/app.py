@@ -27,7 +27,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import re
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,10 @@ MAX_BODY_BYTES = 5 * 1024 * 1024
 # decompression bomb declares far more; the header is checked before any pixel is decoded.
 MAX_PIXELS = 25_000_000
 STATIC = Path(__file__).parent / "static"
+# Pictures up to this size (a 512x512 canvas: about 3 ms) are classified on the event loop, larger ones in the
+# threadpool (a photo takes 20-60 ms).
+QUICK_BYTES = 1024 * 1024
+QUICK_PIXELS = 512 * 512
 TOO_LARGE = f"request body over {MAX_BODY_BYTES // (1024 * 1024)} MB; send a smaller image"
 
 
@@ -276,7 +282,13 @@ def create_app(run: Run, *, max_pixels: int = MAX_PIXELS, corrections: str | Pat
     @app.post("/api/predict")
     async def predict(request: Request) -> JSONResponse:
         data, name = await read_upload(request)
-        status, body = await run_in_threadpool(classify, data, name)
+        if _quick(data):
+            # A canvas-sized picture costs a few ms: classified here, on the event loop. Handed to the threadpool
+            # it cost twice the CPU under load (the worker thread and the loop contend for the GIL: 4.7 against
+            # 9.9 ms of server CPU per canvas from 8 clients, docs/benchmarks.md) and 10% more with one client.
+            status, body = classify(data, name)
+        else:  # a photo: tens of ms, which must not hold up the other connections
+            status, body = await run_in_threadpool(classify, data, name)
         return JSONResponse(body, status_code=status)
 
     def read_number(data: bytes, name: str) -> tuple[int, dict]:
@@ -326,17 +338,76 @@ def create_app(run: Run, *, max_pixels: int = MAX_PIXELS, corrections: str | Pat
     return BodyLimit(app)
 
 
+def _quick(data: bytes) -> bool:
+    """Whether a picture is small enough to classify on the event loop (at most QUICK_PIXELS by its header, read
+    without decoding; an unreadable one too: its error is quick)."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    if len(data) > QUICK_BYTES:
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL's decompression-bomb and metadata warnings: preprocess judges
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = im.size
+    except Exception:  # not an image, or a damaged header: preprocess says which, quickly
+        return True
+    return width * height <= QUICK_PIXELS
+
+
 def _named(exc: ImageError, name: str) -> str:
     """The error's message with images.py's '<N bytes>' placeholder replaced by the upload's name."""
     return re.sub(r"^<\d+ bytes>", lambda _: name, str(exc))
 
 
+MAX_WORKERS = 4  # the default's cap: a worker process per core, each with its own copy of the model
+_WORKER_ENV = "MNISTLAB_SERVE_WORKER"  # how `serve` tells its worker processes what to load
+
+
+def default_workers(engine: str, corrections: bool) -> int:
+    """`serve`'s worker processes when none are asked for: one per core (at most MAX_WORKERS) on the onnxruntime
+    path, where a worker is a light process (about 0.5 s and 150 MB each); one on the Keras path (each would import
+    TensorFlow: seconds and about a gigabyte) and when corrections are saved (one process keeps their count)."""
+    if engine != "onnx" or corrections:
+        return 1
+    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else os.cpu_count() or 1))
+
+
+def worker_app() -> Any:
+    """The app of one of `serve`'s worker processes (uvicorn's factory, called in the spawned process)."""
+    import threading
+    import time
+
+    from ..runs import load_run
+
+    settings = json.loads(os.environ[_WORKER_ENV])
+    parent = os.getppid()
+
+    def orphaned() -> None:
+        # uvicorn's supervisor stops its workers on Ctrl-C and SIGTERM; a supervisor killed outright (SIGKILL)
+        # cannot, so a worker whose parent is gone stops itself (SIGTERM: uvicorn's graceful shutdown).
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=orphaned, name="mnistlab-parent-watch", daemon=True).start()
+    run = load_run(settings["run_dir"], allow_partial=settings["allow_partial"], engine=settings["engine"])
+    return create_app(run)
+
+
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, allow_partial: bool = False,
-          engine: str = "auto", corrections: str | Path | None = None) -> None:
+          engine: str = "auto", corrections: str | Path | None = None, workers: int | None = None) -> None:
     """Load a run (refusing an unfinished one unless allow_partial) and serve the app with uvicorn until interrupted.
 
     `engine` is load_run's: through onnxruntime (no TensorFlow) when the run has a checked ONNX export, by default.
     `corrections`: a folder where the page's "wrong? it is a ..." answers are saved (off by default).
+    `workers`: server processes sharing the port (None: `default_workers`). One process serves one request at a
+    time on the CPU (Python's GIL), so a second core needs a second process: on 2 cores, 2 workers answered
+    8 clients about twice as fast as one (docs/benchmarks.md).
 
     The port is taken before anything is loaded or printed, so a busy one is a UsageError at once; port 0 takes
     any free port, and the line printed names the one taken.
@@ -349,6 +420,11 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, allow_
     from ..errors import UsageError
     from ..runs import load_run
 
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64):
+        raise UsageError("give a number of worker processes from 1 to 64", param="workers", value=workers)
+    if workers is not None and workers > 1 and corrections is not None:
+        raise UsageError("corrections are saved by one process, which keeps their count and limit; serve them "
+                         "with --workers 1 (the default with --corrections)", param="workers", value=workers)
     shown = f"[{host}]" if ":" in host else host
     # What uvicorn does itself (Config.bind_socket), but here an error becomes one line, not a log and exit 3.
     # IPPROTO_TCP named explicitly: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on sockets whose proto
@@ -380,17 +456,34 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, allow_
             param, value, problem = "port", port, f"cannot listen on {host}: {exc.strerror or exc} ({code})"
         raise UsageError(problem, param=param, value=value) from None
     try:
-        app = create_app(load_run(run_dir, allow_partial=allow_partial, engine=engine), corrections=corrections)
+        run = load_run(run_dir, allow_partial=allow_partial, engine=engine)  # errors here, before any worker starts
+        if workers is None:
+            workers = default_workers(run.engine, corrections is not None)
         port = sock.getsockname()[1]
-        if corrections is not None:
-            print(f"mnistlab: saving corrections to {corrections}", flush=True)
-        print(f"mnistlab: serving {run_dir} at http://{shown}:{port}/  (Ctrl-C to stop)", flush=True)
         # h11 named, not left to uvicorn's choice: where httptools is installed (uvicorn[standard]) uvicorn would
         # take it, and httptools has no limit on a request's headers (tests/test_abuse.py test_huge_headers).
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_keep_alive=5,
-                                               http="h11", h11_max_incomplete_event_size=65536))
+        options = dict(host=host, port=port, log_level="warning", timeout_keep_alive=5, http="h11",
+                       h11_max_incomplete_event_size=65536)
+        if workers == 1:
+            config = uvicorn.Config(create_app(run, corrections=corrections), **options)
+        else:
+            # uvicorn's own supervisor: it spawns the workers on the socket taken above, restarts one that dies, and
+            # stops them all on Ctrl-C or SIGTERM. Each worker loads the run itself (worker_app).
+            os.environ[_WORKER_ENV] = json.dumps({"run_dir": str(Path(run_dir).resolve()),
+                                                  "allow_partial": allow_partial, "engine": run.engine})
+            config = uvicorn.Config("mnistlab.serve.app:worker_app", factory=True, workers=workers, **options)
+            del run  # the parent only supervises
+        if corrections is not None:
+            print(f"mnistlab: saving corrections to {corrections}", flush=True)
+        processes = f", {workers} worker processes" if workers > 1 else ""
+        print(f"mnistlab: serving {run_dir} at http://{shown}:{port}/  (Ctrl-C to stop{processes})", flush=True)
         try:
-            server.run(sockets=[sock])
+            if workers == 1:
+                uvicorn.Server(config).run(sockets=[sock])
+            else:
+                from uvicorn.supervisors import Multiprocess
+
+                Multiprocess(config, sockets=[sock]).run()
         except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown; as uvicorn.run, end quietly
             pass
     finally:
