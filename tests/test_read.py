@@ -268,3 +268,29 @@ def test_http_read_refuses_what_predict_refuses(client):
     assert client.post("/api/read", json={"image": "%%%"}).status_code == 400
     r = client.post("/api/read", files={"file": ("bomb.png", png_declaring(8000, 6000), "image/png")})
     assert r.status_code == 400 and "too large" in r.json()["detail"]
+
+
+def test_reading_runs_numpys_blas_on_one_thread(trained_run, glyphs, monkeypatch):
+    # The detector's small matrix products over the candidate crops: OpenBLAS's other threads only spin (CPU
+    # 72.7 against 39.5 ms a photo in benchmarks/read_numbers.py). The setting is put back afterwards.
+    from threadpoolctl import ThreadpoolController, threadpool_limits
+
+    import mnistlab.rejection as rejection
+
+    controller = ThreadpoolController()
+
+    def numpys():  # the BLAS NumPy's wheel carries (other libraries' copies, e.g. OpenCV's, are not used here)
+        return [lib["num_threads"] for lib in controller.info()
+                if lib["user_api"] == "blas" and "numpy" in lib["filepath"]]
+
+    seen = []
+    original = rejection._conv_forward
+    monkeypatch.setattr(rejection, "_conv_forward", lambda *a: seen.append(numpys()) or original(*a))
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = numpys()
+        if not before or max(before) < 2:
+            pytest.skip("this NumPy's BLAS runs one thread anyway, or is not one threadpoolctl sees")
+        [r] = read(trained_run, number(glyphs, "42"))
+        after = numpys()
+    assert r["text"] == "42" and seen and all(n == [1] * len(before) for n in seen), seen
+    assert after == before

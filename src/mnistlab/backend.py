@@ -40,3 +40,30 @@ def import_keras() -> Any:
                 if not _STARTUP_NOISE.match(line):
                     sys.stderr.write(line)
     return sys.modules["keras"]
+
+
+_BLAS = None
+
+
+def one_blas_thread() -> Any:
+    """A context in which NumPy's BLAS (OpenBLAS) runs on one thread: where mnistlab predicts and reads.
+
+    Inference multiplies small matrices (the not-a-digit detector's convolutions over a few hundred candidate
+    crops); OpenBLAS's other threads mostly spin waiting for work. Reading a 1600x600 photo cost 72.7 ms of CPU
+    for 37.6 ms of wall time with its default threads, 41.9 ms of CPU and wall with one (benchmarks/read_numbers.py
+    --speed 50), and on a server the other core answers another request. threadpoolctl's controller, made once,
+    makes the switch cheap (9 us); without threadpoolctl installed, nothing changes.
+    """
+    global _BLAS
+    if _BLAS is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS = ThreadpoolController()
+        except Exception:  # not installed, or a platform it cannot inspect: leave the threads alone
+            _BLAS = False
+    if _BLAS is False:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return _BLAS.limit(limits=1, user_api="blas")

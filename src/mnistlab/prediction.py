@@ -152,7 +152,10 @@ def classify(run: Run, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Calibrated probabilities (N, 10) and not-a-digit refusals (N,) for preprocessed (N, 28, 28) images."""
     if not len(x):
         return np.zeros((0, 10), np.float32), np.zeros(0, bool)
-    proba, not_digit = calibrated(run, x, run.predict_proba(x))
+    from .backend import one_blas_thread
+
+    with one_blas_thread():
+        proba, not_digit = calibrated(run, x, run.predict_proba(x))
     refused = not_digit > run.rejector.threshold if not_digit is not None else np.zeros(len(x), bool)
     return proba, refused
 

@@ -418,7 +418,10 @@ class Candidates:
 
 def segment(image: Any, run: Any, *, max_pixels: int = _img.MAX_PIXELS) -> Reading:
     """Find the digits written on one line in a picture and classify them; raises NoDigitError when none."""
-    c = candidates(image, run, max_pixels=max_pixels)
+    from .backend import one_blas_thread
+
+    with one_blas_thread():
+        c = candidates(image, run, max_pixels=max_pixels)
     chosen = _choose(len(c.pieces), c.spans, _score(c.features))
     if not chosen:
         raise NoDigitError("no digit found: no ink stands out from the paper")
