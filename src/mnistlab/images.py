@@ -75,6 +75,12 @@ TIGHT_MAX = 128  # pictures up to this size may be a digit cropped to its box (a
 TIGHT_TOUCH = 0.04  # ... when this share of their outermost ring is ink; they get back MARGIN of paper all round
 MARGIN = 0.2  # MNIST's: a 20-pixel digit in a 28-pixel field leaves a fifth of its size on each side
 TARGET_STROKE = 0.11  # MNIST's typical stroke width over its digit's longer side, measured on the test set
+LINE_LENGTH = 0.45  # a straight horizontal or vertical run of ink this fraction of the picture's side long ...
+LINE_OVERHANG = 0.05  # ... that reaches past the rest of the ink at both ends by this fraction of its length (2 px at least) ...
+LINE_REST = 0.25  # ... beside at least this much other ink (of the line's area) ...
+LINE_SPAN = 0.9  # ... and at least this many times as long as the rest of the ink is wide (tall, if vertical) ...
+LINE_THIN = 0.08  # ... and at most this fraction of its length thick ...
+LINE_PEN = 1.3  # ... and thinner than this many times the pen's width in the rest of the ink is a printed line
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 _RESAMPLE = Image.Resampling
@@ -449,7 +455,14 @@ def _select(s: np.ndarray, t: float, level: float, noise: float) -> dict:
     """Threshold, pick the digit's components and check that they stand out; a NoDigitError is returned
     (not raised) when only the picture's edges stand out, so that the caller can look again without them."""
     h, w = s.shape
-    keep, bbox, edges = _digit_components(s > t)
+    mask = s > t
+    lines = _printed_lines(mask)
+    if lines is not None:
+        # Remove the line from the strength too (with its anti-aliased rim), so that rendering does not bring
+        # back the part of it beside the digit.
+        mask &= ~lines
+        s = np.where(_dilate(lines, 1) & ~mask, np.float32(0), s)
+    keep, bbox, edges = _digit_components(mask)
     try:
         if not keep.any():
             raise NoDigitError("no digit found: the image is blank (one flat colour)")
@@ -698,6 +711,125 @@ def _stroke_width(mask: np.ndarray) -> float:
     edges = np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
     edges += sum(np.count_nonzero(side) for side in (mask[0], mask[-1], mask[:, 0], mask[:, -1]))
     return 1.2 * 2.0 * area / max(edges, 1)
+
+
+def _printed_lines(mask: np.ndarray) -> np.ndarray | None:
+    """The pixels of printed lines beside or across the digit (a form field's box, a ruled line), or None.
+
+    A line is a straight horizontal or vertical run of ink at least `LINE_LENGTH` of the picture's side (found by
+    a morphological opening with a 1-pixel-wide bar, OpenCV) that reaches past the rest of the ink at BOTH ends,
+    by `LINE_OVERHANG` of its length, with other ink beside it worth `LINE_REST` of its area. A digit's own
+    straight strokes fail that: the bar of a 7 or a 5 and the foot of a 2 end where another stroke starts, the
+    stem of a 1 or a 4 is the ink's whole height, and a lone stroke has no other ink beside it. Where a
+    stroke crosses the line (its run across the line is longer than the line is thick), its pixels stay.
+    """
+    h, w = mask.shape
+    u8 = mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8)
+    bars = {}
+    for axis in (0, 1):  # 0: horizontal lines (runs along a row), 1: vertical ones
+        length = max(8, round(LINE_LENGTH * (w if axis == 0 else h)))
+        if int(cv2.reduce(u8, 1 - axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S).max()) < length:
+            continue  # no row (column) holds that much ink: the usual case, for the cost of one sum
+        kernel = np.ones((1, length) if axis == 0 else (length, 1), np.uint8)
+        bar = cv2.morphologyEx(u8, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        # Along the picture's own edge a line is its edge (a scan's border, the paper's rim): `_digit_components`
+        # sets those aside.
+        band = max(2, round(0.04 * (h if axis == 0 else w)))
+        if axis == 0:
+            bar[:band], bar[-band:] = 0, 0
+        else:
+            bar[:, :band], bar[:, -band:] = 0, 0
+        if not bar.any():
+            continue
+        # A first look at its thickness (one more opening, across it): where the ink is thicker than a line can
+        # be (the bar of a 7 drawn on the page's canvas), stop here. The usual case, cheaply.
+        span = int(np.count_nonzero(cv2.reduce(bar, axis, cv2.REDUCE_MAX)))
+        k = int(LINE_THIN * span) + 1
+        thick_ink = cv2.morphologyEx(u8, cv2.MORPH_OPEN, np.ones((k, 1) if axis == 0 else (1, k), np.uint8),
+                                     borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        if np.count_nonzero(thick_ink & bar) > 0.5 * np.count_nonzero(bar):
+            continue
+        bars[axis] = bar.astype(bool)
+    if not bars:
+        return None
+    # The rest of the ink (both directions' bars taken out: a box's two sides do not measure each other),
+    # specks (salt noise, dust) left out: its components of some size.
+    rest = mask.copy()
+    for bar in bars.values():
+        rest &= ~bar
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(rest.view(np.uint8), connectivity=8)
+    area = stats[1:, cv2.CC_STAT_AREA]
+    if n <= 1:
+        return None
+    big = area >= max(2, SPECK_FRACTION * area.max())
+    st = stats[1:][big]
+    # The pen's width in the rest: a printed line is thinner than the strokes written beside it (a digit's own
+    # bar, in a font or from a tablet, is as thick as its other strokes).
+    pen = _stroke_width(np.take(np.concatenate([[False], big]), labels))
+    found = None
+    for axis, line in bars.items():
+        if int(st[:, cv2.CC_STAT_AREA].sum()) < LINE_REST * np.count_nonzero(line):
+            continue
+        start = st[:, cv2.CC_STAT_LEFT] if axis == 0 else st[:, cv2.CC_STAT_TOP]
+        r0, r1 = start.min(), (start + st[:, cv2.CC_STAT_WIDTH if axis == 0 else cv2.CC_STAT_HEIGHT]).max() - 1
+        l0, l1 = np.flatnonzero(line.any(axis=axis))[[0, -1]]
+        span = l1 - l0 + 1
+        across = run_lengths(mask, axis)
+        # Its thickness: a low quantile of the runs across it (where the digit touches it, they are longer).
+        thick = float(np.percentile(across[line], 25))
+        if thick > LINE_THIN * span or thick >= LINE_PEN * pen or span < LINE_SPAN * (r1 - r0 + 1):
+            continue
+        if _beside(mask, line, axis, st):
+            found = line if found is None else found | line
+            continue
+        # Each end reaches past the rest of the ink, or meets the other direction's line (a box's corner).
+        reach = max(2.0, LINE_OVERHANG * span)
+        other = bars.get(1 - axis)
+        ends = []
+        for end, past in ((l0, l0 <= r0 - reach), (l1, l1 >= r1 + reach)):
+            if not past and other is not None:
+                lo, hi = max(0, end - round(thick) - 2), end + round(thick) + 3
+                rows = np.flatnonzero(line[:, end] if axis == 0 else line[end])  # where the line ends, across
+                a, b = max(0, rows[0] - 2), rows[-1] + 3
+                past = bool(other[a:b, lo:hi].any() if axis == 0 else other[lo:hi, a:b].any())
+            ends.append(past)
+        if not all(ends):
+            continue
+        # Keep the crossings: the line's thickness is its typical run across; a stroke through it is longer.
+        line = line & (across <= thick + 1)
+        found = line if found is None else found | line
+    return found
+
+
+def _beside(mask: np.ndarray, line: np.ndarray, axis: int, rest: np.ndarray) -> bool:
+    """Whether a thin straight line stands apart beside the rest of the ink (components' stats `rest`): a line
+    of its own (the component holding it is almost all line) outside the rest's extent across it (a box's side
+    next to the digit, not a stroke within it)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    ids = np.unique(labels[line])
+    ids = ids[ids > 0]
+    if not len(ids) or np.count_nonzero(line) < 0.9 * stats[ids, cv2.CC_STAT_AREA].sum():
+        return False
+    where = np.flatnonzero(line.any(axis=1 - axis))  # rows of a horizontal line, columns of a vertical one
+    start = rest[:, cv2.CC_STAT_TOP] if axis == 0 else rest[:, cv2.CC_STAT_LEFT]
+    end = start + rest[:, cv2.CC_STAT_HEIGHT if axis == 0 else cv2.CC_STAT_WIDTH] - 1
+    return bool(where[-1] < start.min() or where[0] > end.max())
+
+
+def run_lengths(mask: np.ndarray, axis: int) -> np.ndarray:
+    """For each ink pixel, the length of the run of ink along `axis` it belongs to (0 off the ink).
+
+    (Hand-written: neither OpenCV nor scipy.ndimage gives run lengths per pixel; one cumulative sum and one
+    bincount do.) Also used by `reading` for ruled lines.
+    """
+    m = mask if axis == 1 else mask.T
+    starts = m & ~np.pad(m, ((0, 0), (1, 0)))[:, :-1]
+    ids = np.cumsum(starts, axis=1) + (np.arange(m.shape[0]) * (m.shape[1] + 1))[:, None]
+    ids = np.where(m, ids, 0)
+    lengths = np.bincount(ids.ravel())
+    lengths[0] = 0
+    out = lengths[ids]
+    return out if axis == 1 else out.T
 
 
 def _digit_components(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int], np.ndarray]:

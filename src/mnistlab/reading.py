@@ -166,18 +166,6 @@ def _ink_map(grey: np.ndarray) -> tuple[np.ndarray, float, float, float]:
     return smooth, t, level, noise
 
 
-def _run_lengths(mask: np.ndarray, axis: int) -> np.ndarray:
-    """For each ink pixel, the length of the run of ink along `axis` it belongs to (0 off the ink)."""
-    m = mask if axis == 1 else mask.T
-    starts = m & ~np.pad(m, ((0, 0), (1, 0)))[:, :-1]
-    ids = np.cumsum(starts, axis=1) + (np.arange(m.shape[0]) * (m.shape[1] + 1))[:, None]
-    ids = np.where(m, ids, 0)
-    lengths = np.bincount(ids.ravel())
-    lengths[0] = 0
-    out = lengths[ids]
-    return out if axis == 1 else out.T
-
-
 def _drop_rules(mask: np.ndarray, stroke: float) -> np.ndarray:
     """The mask without ruled lines and underlines: long, thin horizontal runs of ink (kept where strokes cross)."""
     h, w = mask.shape
@@ -189,10 +177,10 @@ def _drop_rules(mask: np.ndarray, stroke: float) -> np.ndarray:
     for s in range(1, k + 1):
         band[s:] |= mask[:-s]
         band[:-s] |= mask[s:]
-    long = _run_lengths(band, axis=1) >= max(RULE_LENGTH * w, 1.2 * h)
+    long = _img.run_lengths(band, axis=1) >= max(RULE_LENGTH * w, 1.2 * h)
     if not long.any():
         return mask
-    thin = _run_lengths(mask, axis=0) <= max(2.0, RULE_THICKNESS * stroke)
+    thin = _img.run_lengths(mask, axis=0) <= max(2.0, RULE_THICKNESS * stroke)
     return mask & ~(long & thin)
 
 
