@@ -22,7 +22,9 @@ box (keeping its aspect ratio, anti-aliased, hence grey levels) and centring it 
    contrast relative to the paper (a division: a digit in a shadow is as strong as one in the light).
    Pictures up to `SMALL` pixels have a constant background.
 5. Ink: a light blur (noise, JPEG blocks), then Otsu's threshold over the neighbourhood of the likely ink
-   (so that a thin digit covering 1% of a photo is not outvoted by paper texture). Connected components
+   (so that a thin digit covering 1% of a photo is not outvoted by paper texture). Printed lines (a form
+   field's box, a ruled line: thin, ruler-straight, reaching past the digit or meeting at a corner, see
+   `_printed_lines`) are taken out, where strokes cross them excepted. Connected components
    (8-connected, OpenCV): strips along a side of the picture are its edges, not ink, and the threshold
    is chosen again without them; the digit is the largest remaining component with those near it that
    are not specks. Too little contrast (`MIN_CONTRAST`), or a signal-to-noise ratio under `MIN_SNR` at
