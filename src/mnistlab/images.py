@@ -730,8 +730,9 @@ def _printed_lines(mask: np.ndarray) -> np.ndarray | None:
     is thick), its pixels stay. Every threshold was set on development pictures so that none of MNIST's held-out
     training digits and none of the handwriting benchmark's pictures changes (docs/benchmarks.md).
     """
+    mask = mask.astype(bool, copy=False)
     h, w = mask.shape
-    u8 = mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8)
+    u8 = mask.view(np.uint8)
     bars = {}
     for axis in (0, 1):  # 0: horizontal lines (runs along a row), 1: vertical ones
         length = max(8, round(LINE_LENGTH * (w if axis == 0 else h)))
@@ -773,6 +774,7 @@ def _printed_lines(mask: np.ndarray) -> np.ndarray | None:
     # The pen's width in the rest: a printed line is thinner than the strokes written beside it (a digit's own
     # bar, in a font or from a tablet, is as thick as its other strokes).
     pen = _stroke_width(np.take(np.concatenate([[False], big]), labels))
+    whole = None  # the ink's own components, labelled once if a line needs them (`_beside`)
     found = None
     for axis, line in bars.items():
         if int(st[:, cv2.CC_STAT_AREA].sum()) < LINE_REST * np.count_nonzero(line):
@@ -786,7 +788,9 @@ def _printed_lines(mask: np.ndarray) -> np.ndarray | None:
         thick = float(np.percentile(across[line], 25))
         if thick > LINE_THIN * span or thick >= LINE_PEN * pen or span < LINE_SPAN * (r1 - r0 + 1):
             continue
-        if _beside(mask, line, axis, st):
+        if whole is None:
+            whole = cv2.connectedComponentsWithStats(u8, connectivity=8)[1:3]
+        if _beside(*whole, line, axis, st):
             found = line if found is None else found | line
             continue
         # Each end reaches past the rest of the ink, or meets the other direction's line (a box's corner).
@@ -808,11 +812,10 @@ def _printed_lines(mask: np.ndarray) -> np.ndarray | None:
     return found
 
 
-def _beside(mask: np.ndarray, line: np.ndarray, axis: int, rest: np.ndarray) -> bool:
+def _beside(labels: np.ndarray, stats: np.ndarray, line: np.ndarray, axis: int, rest: np.ndarray) -> bool:
     """Whether a thin straight line stands apart beside the rest of the ink (components' stats `rest`): a line
-    of its own (the component holding it is almost all line) outside the rest's extent across it (a box's side
-    next to the digit, not a stroke within it)."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    of its own (the ink's component holding it, from `labels` and `stats`, is almost all line) outside the rest's
+    extent across it (a box's side next to the digit, not a stroke within it)."""
     ids = np.unique(labels[line])
     ids = ids[ids > 0]
     if not len(ids) or np.count_nonzero(line) < 0.9 * stats[ids, cv2.CC_STAT_AREA].sum():
