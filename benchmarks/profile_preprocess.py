@@ -2,14 +2,14 @@
 
     PYTHONPATH=src .venv/bin/python benchmarks/profile_preprocess.py [--baseline GIT_REV] [--repeats 5] [--per-digit 1] [--profile]
 
-Pictures: 50 MNIST test digits as 280x280 canvas PNGs (what the web page sends), 20 as 1200x900 phone-photo
-JPEGs (benchmarks/load_test.py's), and the handwriting set of benchmarks/synth_digits.py (seed 1, 1 picture per
-digit and font). With `--baseline REV`, images.py as committed at REV is loaded beside the current one and
-both run on every picture, interleaved (so machine load affects both alike): the table gives each one's median
-CPU ms per picture (process time: on a shared machine wall time mostly measures the other jobs) and the ratio, and
-how many outputs are identical (otherwise the largest |difference| of a pixel and the lowest correlation between
-the two 28x28 inputs). `--profile`
-prints cProfile's top functions of the current version on the canvases. Never part of the test suite.
+Pictures: 50 MNIST test digits as 280x280 canvas PNGs, grey and opaque RGBA (what the web page's canvas sends),
+20 as 1200x900 phone-photo JPEGs (benchmarks/load_test.py's), and the handwriting set of benchmarks/synth_digits.py
+(seed 1, 1 picture per digit and font). With `--baseline REV`, images.py as committed at REV is loaded beside the
+current one and both run on every picture, interleaved (so machine load affects both alike): the table gives each
+one's median CPU ms per picture (process time: on a shared machine wall time mostly measures the other jobs) and
+the ratio, and how many outputs are identical (otherwise the largest |difference| of a pixel and the lowest
+correlation between the two 28x28 inputs). `--profile` prints cProfile's top functions of the current version on
+the canvases. Never part of the test suite.
 """
 
 from __future__ import annotations
@@ -59,14 +59,17 @@ def pictures(data_dir: str | None, per_digit: int = 1) -> dict[str, list[bytes]]
     """The three sets of pictures, as encoded bytes."""
     data = load_dataset("mnist", data_dir, splits=("test",))
     rng = np.random.default_rng(0)
-    canvases = []
+    canvases, rgba = [], []
     for i in range(50):
-        buf = io.BytesIO()
-        Image.fromarray(255 - data.x_test[i]).resize((280, 280), Image.Resampling.BILINEAR).save(buf, format="PNG")
-        canvases.append(buf.getvalue())
+        im = Image.fromarray(255 - data.x_test[i]).resize((280, 280), Image.Resampling.BILINEAR)
+        for out, picture in ((canvases, im), (rgba, im.convert("RGBA"))):
+            buf = io.BytesIO()
+            picture.save(buf, format="PNG")
+            out.append(buf.getvalue())
     photos = [load_test.photo_jpeg(data.x_test[i], rng) for i in range(20)]
     hand = [s.data for s in synth_digits.make_samples(per_digit=per_digit, seed=1)]
-    return {"canvas PNG 280x280": canvases, "photo JPEG 1200x900": photos, "handwriting set (seed 1)": hand}
+    return {"canvas PNG 280x280": canvases, "canvas RGBA PNG 280x280 (the page's)": rgba,
+            "photo JPEG 1200x900": photos, "handwriting set (seed 1)": hand}
 
 
 def run(fn, picture: bytes) -> tuple[float, np.ndarray | None]:
