@@ -21,20 +21,21 @@ ARGS = ["--recipe", "cnn", "--limit", "4000", "--epochs", "3", "--seed", "5", "-
 
 
 def start(out, data_dir, args=ARGS):
-    """`mnistlab train ARGS` in its own process, which the test then kills or interrupts."""
-    return subprocess.Popen([sys.executable, "-m", "mnistlab.cli", "train", *args, "--out", str(out),
-                             "--data-dir", str(data_dir)], env=cli_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_as_in_a_terminal)
+    """`mnistlab train ARGS` in its own process, which the test then kills or interrupts.
 
-
-def _sigint_as_in_a_terminal() -> None:
-    """In the child before exec: SIGINT's default action, as a shell in a terminal starts a command.
-
-    A process inherits an ignored SIGINT (POSIX), and Python then never raises KeyboardInterrupt: right for a job
-    started with nohup or `&`, and what happened here in the full suite, whose process had SIGINT ignored by the
-    time this file ran (from its first session fixtures on; seen in CI's fresh clone, never when run alone).
+    Started with SIGINT's default action, as a shell in a terminal starts a command. A suite run in the background
+    (`pytest &` in a script, nohup) has SIGINT ignored, a child inherits that (POSIX), and Python then never raises
+    KeyboardInterrupt: right for such a job, but the Ctrl-C test would fail. A handler set here (not an ignore)
+    is reset to the default by exec; setting it in this process rather than in a preexec_fn keeps subprocess's
+    thread-safe spawn (TensorFlow's threads live in this process).
     """
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen([sys.executable, "-m", "mnistlab.cli", "train", *args, "--out", str(out),
+                                 "--data-dir", str(data_dir)], env=cli_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def wait_for_epoch(out, epoch, proc, timeout=120):
