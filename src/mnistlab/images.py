@@ -217,8 +217,8 @@ def _flatten(im: Image.Image, name: str) -> Image.Image:
         raise ImageError(f"{name}: cannot convert {mode} pixels: {_reason(e)}") from None
     if im.mode in ("RGBA", "LA"):
         if im.getextrema()[-1][0] == 255:
-            # Opaque (the page's canvas: browsers send RGBA PNGs): the colour as it is, which is what compositing
-            # gives, without turning every pixel to float (0.5 ms of a 280x280 canvas).
+            # Opaque (the page's canvas: browsers send RGBA PNGs): the colour as it is, which is what `_composite`
+            # gives too, here without the round trip through NumPy (0.30 against 0.37 ms for a 280x280 canvas).
             return im.convert("RGB" if im.mode == "RGBA" else "L")
         arr = np.asarray(im)
         return Image.fromarray(_composite(arr[..., :-1], arr[..., -1]), "L" if im.mode == "LA" else "RGB")
@@ -242,14 +242,12 @@ def _wide_to_uint8(a: np.ndarray, mode: str) -> np.ndarray:
 
 
 def _composite(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Blend `colour` (H, W[, C] uint8) over white or black, whichever contrasts with the visible pixels."""
-    a = alpha.astype(np.float32) / 255.0
-    if a.ndim == colour.ndim - 1:
-        a3 = a[..., None]
-    else:
-        a3 = a
-    if a.min() >= 1.0:
+    """Blend `colour` (H, W[, C] uint8) over white or black, whichever contrasts with the visible pixels
+    (`alpha`: H, W uint8)."""
+    if alpha.min() == 255:  # opaque: the colour as it is, found before any float work
         return colour.squeeze(-1) if colour.ndim == 3 and colour.shape[-1] == 1 else colour
+    a = alpha.astype(np.float32) / 255.0
+    a3 = a[..., None] if a.ndim == colour.ndim - 1 else a
     c = colour.astype(np.float32)
     luma = c @ LUMA if c.ndim == 3 and c.shape[-1] == 3 else c.reshape(a.shape)
     weight = float(a.sum())
@@ -824,7 +822,12 @@ def _printed_lines(mask: np.ndarray) -> np.ndarray | None:
 
 
 def _longest_run(rows: np.ndarray) -> int:
-    """The longest run of True along the rows of a 2-D bool array (0 for none)."""
+    """The longest run of True along the rows of a 2-D bool array (0 for none).
+
+    `run_lengths(rows, 1).max()` is the same number, 7-10 times slower (its cumulative sum, bincount and lookup
+    give every pixel its run, which is not needed here), and this check runs on every picture with a row (column)
+    holding a line's length of ink.
+    """
     padded = np.zeros((rows.shape[0], rows.shape[1] + 2), np.int8)
     padded[:, 1:-1] = rows
     step = np.diff(padded.ravel())  # each row starts and ends with a 0: starts and ends pair up in order
