@@ -177,6 +177,46 @@ def test_a_canvas_is_classified_on_the_event_loop_and_a_photo_off_it(trained_run
     assert big != loop_thread, "a photo (tens of ms) must not hold up the loop"
 
 
+def test_a_canvas_upload_is_answered_before_fastapi_with_fastapis_own_bytes(trained_run, digits):
+    """The front (BodyLimit with `predict`) answers a plain canvas upload itself; FastAPI, given the same request,
+    answers byte for byte the same. Whatever the front does not take reaches FastAPI with its body intact."""
+    from mnistlab.serve.app import BodyLimit
+
+    front = create_app(mnistlab.load_run(trained_run.path))
+    calls = []
+    fastapi_app = front.app
+
+    async def counted(scope, receive, send):
+        if scope["type"] == "http":
+            calls.append(scope["path"])
+        await fastapi_app(scope, receive, send)
+
+    front.app = counted
+    png = canvas_png(digits[0][0])
+    blank = canvas_png(np.zeros((28, 28), np.uint8))
+    uploads = [("d.png", png), ("blank.png", blank), ("a.txt", b"not an image at all"), ("bomb.png", png_declaring(50000, 50000))]
+    with TestClient(front) as fast, TestClient(BodyLimit(fastapi_app)) as plain:
+        for name, data in uploads:
+            a = fast.post("/api/predict", files={"file": (name, data, "image/png")})
+            b = plain.post("/api/predict", files={"file": (name, data, "image/png")})
+            assert (a.status_code, a.content) == (b.status_code, b.content), name
+            assert a.headers["content-type"] == b.headers["content-type"] == "application/json"
+            assert a.headers["content-length"] == b.headers["content-length"]
+        assert calls == [], "plain canvas uploads (and their errors) are answered by the front"
+        # Not taken by the front: JSON, a body only Starlette's parser reads, a photo too large for the event loop.
+        photo = io.BytesIO()
+        Image.fromarray(255 - digits[0][1]).resize((1200, 900)).convert("RGB").save(photo, format="JPEG")
+        answers = [fast.post("/api/predict", json={"image": base64.b64encode(png).decode()}),
+                   fast.post("/api/predict", content=b"--b\r\nContent-Disposition: form-data; "
+                             b"filename=\"d.png\"; name=\"file\"\r\n\r\n" + png + b"\r\n--b--\r\n",
+                             headers={"content-type": "multipart/form-data; boundary=b"}),
+                   fast.post("/api/predict", files={"file": ("p.jpg", photo.getvalue(), "image/jpeg")})]
+        assert [r.status_code for r in answers] == [200, 200, 200]
+        assert [r.json()["digit"] for r in answers[:2]] == [a.json()["digit"] for a in [fast.post(
+            "/api/predict", files={"file": ("d.png", png, "image/png")})]] * 2
+        assert calls == ["/api/predict"] * 3
+
+
 def _starlette_reads(body: bytes, content_type: str):
     """What Starlette's own multipart parser makes of a body: (data, name), or the error's type."""
     import asyncio
