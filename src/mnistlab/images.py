@@ -34,7 +34,10 @@ box (keeping its aspect ratio, anti-aliased, hence grey levels) and centring it 
    like MNIST's and their edges stay anti-aliased; everything away from the digit's components is zero.
    A digit that is small in a large picture is drawn from the full-resolution pixels.
 7. Thin strokes (a fine pen, a big digit) are thickened to MNIST's median stroke width relative to the
-   digit's size (`TARGET_STROKE`); bolder strokes are left alone.
+   digit's size (`TARGET_STROKE`); in a picture of at most `TIGHT_MAX` pixels (a dataset's cell, a form
+   field), strokes bolder than nine in ten of MNIST's (over `MAX_STROKE` of the digit's size: a digit
+   stretched to fill a small box, as USPS, Semeion and optdigits stored theirs, where a 1 becomes a fat bar)
+   are thinned to it by a grey erosion; the others are left alone.
 8. Crop to the digit, scale its longer side to 20 px (area averaging), and place it in a 28x28 frame with
    its centre of mass at MNIST's mean position (14, 14), kept inside the frame.
 
@@ -77,6 +80,12 @@ TIGHT_MAX = 128  # pictures up to this size may be a digit cropped to its box (a
 TIGHT_TOUCH = 0.04  # ... when this share of their outermost ring is ink; they get back MARGIN of paper all round
 MARGIN = 0.2  # MNIST's: a 20-pixel digit in a 28-pixel field leaves a fifth of its size on each side
 TARGET_STROKE = 0.11  # MNIST's typical stroke width over its digit's longer side, measured on the test set
+# In a small picture, strokes bolder than this fraction of the digit's longer side are thinned to it (a digit
+# stretched to fill its box: USPS, Semeion, optdigits). Measured on the rendered ramp at 80 px: MNIST's held-out
+# training digits 0.12 (median), 0.165 (90th percentile), 0.215 (99th); 1s stretched to fill a 16x16 or 32x32 box
+# 0.22-0.25; a felt marker's digits 0.17. Chosen on development sets (other_writers.py seed 0 and MNIST's held-out
+# training digits): 0.16 read them best, 0.18 and 0.2 gained less (docs/benchmarks.md "Bold strokes").
+MAX_STROKE = 0.16
 LINE_LENGTH = 0.45  # a straight horizontal or vertical run of ink this fraction of the picture's side long ...
 LINE_OVERHANG = 0.05  # ... that reaches past the rest of the ink at both ends by this fraction of its length (2 px at least) ...
 LINE_REST = 0.25  # ... beside at least this much other ink (of the line's area) ...
@@ -353,6 +362,10 @@ def _digit(grey: np.ndarray) -> np.ndarray:
     h, w = grey.shape
     if min(h, w) < 4:
         raise NoDigitError(f"no digit found: the image is only {w}x{h} pixels")
+    # Only a small picture can be a dataset's cell or a form field stretched to fill its box (`_with_margin`'s
+    # case): only there are strokes far bolder than MNIST's thinned. In a photo or a canvas a bold blob is more
+    # often not a digit at all (a garment, a stain), which thinning would make look like one.
+    thin_bold = max(h, w) <= TIGHT_MAX
     grey = _with_margin(grey)
     h, w = grey.shape
     scale = max(h, w) / WORK_SIZE
@@ -362,7 +375,7 @@ def _digit(grey: np.ndarray) -> np.ndarray:
     top, left, bottom, right = found["bbox"]
     size = max(bottom - top, right - left)
     if scale <= 1.25 or size >= 0.5 * WORK_SIZE:
-        return _render(found["strength"], near, found["stroke"], found["floor"], found["ink_level"])
+        return _render(found["strength"], near, found["stroke"], found["floor"], found["ink_level"], thin_bold)
     # The digit is small inside a large picture: draw it from the full-resolution pixels rather than from a
     # handful of working ones, with the polarity, background, threshold and components found above.
     wh, ww = work.shape
@@ -378,7 +391,7 @@ def _digit(grey: np.ndarray) -> np.ndarray:
         background = _resize(background, (r - l, b - t), _RESAMPLE.BILINEAR, box=box)
     strength = _smooth(_strength(p, background))
     near_full = _resize(near.astype(np.float32), (r - l, b - t), _RESAMPLE.BILINEAR, box=box) > 0.25
-    return _render(strength, near_full, found["stroke"] * sx, found["floor"], found["ink_level"])
+    return _render(strength, near_full, found["stroke"] * sx, found["floor"], found["ink_level"], thin_bold)
 
 
 def _with_margin(grey: np.ndarray) -> np.ndarray:
@@ -931,18 +944,17 @@ def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
     return _rank_filter(mask.astype(np.uint8), 2 * r + 1, np.maximum).astype(bool) if r > 0 else mask
 
 
-def _render(s: np.ndarray, near: np.ndarray, stroke: float, floor: float, ink_level: float) -> np.ndarray:
-    """The ink near the digit, cropped, thickened if thin, scaled to fit 20x20 and centred by mass in 28x28."""
+def _render(s: np.ndarray, near: np.ndarray, stroke: float, floor: float, ink_level: float,
+            thin_bold: bool = False) -> np.ndarray:
+    """The ink near the digit, cropped, thickened if thin (thinned if far too bold, with `thin_bold`), scaled to fit
+    20x20 and centred by mass in 28x28. `preprocess` thins; `reading` does not (a candidate there may be two
+    touching digits, whose stroke measure is not one digit's)."""
     top_level = max(ink_level, floor + 1e-3)
     # Only the box around `near` can hold ink: compute the ramp there (the same values, on fewer pixels).
     rows, cols = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
     if rows.size:
         s, near = (a[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1] for a in (s, near))
-    v = np.clip((s - floor) / (top_level - floor), 0.0, 1.0) * near
-    rows, cols = np.flatnonzero(v.any(axis=1)), np.flatnonzero(v.any(axis=0))
-    if rows.size == 0:
-        raise NoDigitError("no digit found: the image is blank (one flat colour)")
-    v = v[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    v = _crop_to_ink(np.clip((s - floor) / (top_level - floor), 0.0, 1.0) * near)
     h, w = v.shape
     side = max(h, w)
     if side > 4 * BOX:
@@ -952,6 +964,24 @@ def _render(s: np.ndarray, near: np.ndarray, stroke: float, floor: float, ink_le
         v = _resize(v, (max(1, round(w * f)), max(1, round(h * f))))
         h, w = v.shape
         side = max(h, w)
+    if thin_bold and stroke > 0.75 * MAX_STROKE * side:
+        # Strokes far bolder than MNIST's (a digit stretched to fill a small box, as USPS, Semeion and optdigits
+        # stored them: a 1 becomes a fat bar the model reads as 8): thinned to MAX_STROKE by a grey erosion (a
+        # min filter narrows a stroke by size - 1 pixels), at 4x BOX pixels or more so that the step is fine.
+        # The width is measured again there, on the ramp itself: the working mask's measure moves more with how
+        # much paper surrounds the digit (its threshold does), and a crop and the same crop with a margin should
+        # be thinned alike.
+        big = v
+        if side < 4 * BOX:
+            f = 4 * BOX / side
+            big = _resize(v, (max(1, round(w * f)), max(1, round(h * f))), _RESAMPLE.BILINEAR)
+        bold = _stroke_width(big > 0.5)
+        shrink = int(round((bold - MAX_STROKE * max(big.shape)) / 2))
+        if shrink >= 1:  # (otherwise the picture goes on as it was, not resampled)
+            v = _crop_to_ink(_rank_filter(np.pad(big, shrink), 2 * shrink + 1, np.minimum))  # padded: the rim erodes too
+            h, w = v.shape
+            side = max(h, w)
+            stroke = bold - 2 * shrink
     # Thicken thin strokes towards MNIST's proportions: a max filter widens a stroke by (size - 1) pixels.
     grow = int(round((TARGET_STROKE * side - stroke) / 2))
     if side > BOX and grow >= 1:
@@ -962,6 +992,14 @@ def _render(s: np.ndarray, near: np.ndarray, stroke: float, floor: float, ink_le
     resample = _RESAMPLE.BOX if side >= BOX else _RESAMPLE.BILINEAR
     small = np.clip(_resize(v, (nw, nh), resample), 0.0, 1.0) if (nh, nw) != (h, w) else v
     return _centre(small)
+
+
+def _crop_to_ink(v: np.ndarray) -> np.ndarray:
+    """`v` cropped to its non-zero pixels; NoDigitError when there are none."""
+    rows, cols = np.flatnonzero(v.any(axis=1)), np.flatnonzero(v.any(axis=0))
+    if rows.size == 0:
+        raise NoDigitError("no digit found: the image is blank (one flat colour)")
+    return v[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
 
 
 def _centre(small: np.ndarray) -> np.ndarray:
