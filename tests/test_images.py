@@ -515,20 +515,16 @@ def _ink_width(digit: np.ndarray) -> float:
     return float(np.mean(rows))
 
 
-def test_a_1_stretched_to_fill_a_small_box_is_thinned_to_mnists_stroke(monkeypatch):
+def test_a_1_stretched_to_fill_a_small_box_is_thinned_to_mnists_stroke():
     # A 1 as USPS, Semeion and optdigits stored it: a bar stretched to fill a 16x16 cell, half its width.
     cell = np.full((16, 16), 255, np.uint8)
     cell[:, 4:12] = 0
-    thinned = preprocess(cell)
-    big = np.asarray(Image.fromarray(cell).resize((320, 320), Image.Resampling.NEAREST))
-    monkeypatch.setattr(images, "MAX_STROKE", float("inf"))  # as before: bold strokes left alone
-    as_before = preprocess(cell)
+    thinned, as_before = preprocess(cell), _without_thinning(cell)  # as before: bold strokes left alone
     assert _ink_width(as_before) >= 8, "without thinning the bar is half the 20 px box wide"
     # An erosion narrows the bar (and shortens it: rescaled to 20 px tall it is 7 px wide, against 10).
     assert _ink_width(thinned) <= 0.75 * _ink_width(as_before), (_ink_width(thinned), _ink_width(as_before))
-    monkeypatch.undo()
-    # Only small pictures: the same bar photographed large is a bold shape, left as it is; MNIST's digits (28x28,
-    # small) keep their strokes unless they are far bolder than MNIST's own (none of these is).
+    # Only small pictures: the same bar photographed large is a bold shape, left as it is.
+    big = np.asarray(Image.fromarray(cell).resize((320, 320), Image.Resampling.NEAREST))
     assert np.array_equal(preprocess(big), _without_thinning(big))
 
 

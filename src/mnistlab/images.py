@@ -970,7 +970,7 @@ def _render(s: np.ndarray, near: np.ndarray, stroke: float, floor: float, ink_le
         # min filter narrows a stroke by size - 1 pixels), at 4x BOX pixels or more so that the step is fine.
         # The width is measured again there, on the ramp itself: the working mask's measure moves more with how
         # much paper surrounds the digit (its threshold does), and a crop and the same crop with a margin should
-        # be thinned alike.
+        # be thinned alike. The working measure only screens (at 0.75 of the bound) which digits are measured so.
         big = v
         if side < 4 * BOX:
             f = 4 * BOX / side

@@ -70,8 +70,8 @@ class BodyLimit:
     up a drawing page's traffic itself: POST /api/predict with a plainly written multipart body (`plain_multipart`)
     of a picture small enough for the event loop (`_quick`). Going through FastAPI's middleware, router, Request and
     JSONResponse cost about a sixth of such a request's server CPU (cProfile of the running server,
-    docs/benchmarks.md "Serving speed, fifth pass"); the answer is the same one, from the same `classify`, as JSON
-    bytes rendered by the same JSONResponse. Every other request, and any body this does not take (another
+    docs/benchmarks.md "Serving speed, fifth pass"); the answer is the same one, from the same `classify`, sent as
+    the same JSONResponse. Every other request, and any body this does not take (another
     content type, a body Starlette's parser must judge, one over the limit, a client gone mid-body), goes to the
     app with the body it has read replayed, so FastAPI answers it exactly as before.
     """
@@ -82,8 +82,7 @@ class BodyLimit:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length")
+        declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
                 return await _send_json(send, 400, {"detail": "Content-Length is not a number"})
@@ -92,7 +91,7 @@ class BodyLimit:
         if self.predict is not None and scope["method"] == "POST" and scope["path"] == "/api/predict":
             content_types = [v for k, v in scope["headers"] if k == b"content-type"]  # Starlette reads the first
             if len(content_types) == 1 and content_types[0][:19].lower() == b"multipart/form-data":
-                receive = await self._answer(content_types[0].decode("latin-1"), receive, send)
+                receive = await self._answer(content_types[0].decode("latin-1"), scope, receive, send)
                 if receive is None:
                     return
         seen = 0
@@ -110,7 +109,7 @@ class BodyLimit:
 
         await self.app(scope, limited_receive, send)
 
-    async def _answer(self, content_type: str, receive: Any, send: Any) -> Any:
+    async def _answer(self, content_type: str, scope: dict, receive: Any, send: Any) -> Any:
         """Answer a canvas upload here and return None; otherwise a `receive` that replays what was read."""
         chunks, size = [], 0
         while True:
@@ -126,12 +125,7 @@ class BodyLimit:
             plain = plain_multipart(b"".join(m.get("body", b"") for m in chunks), content_type)
         if plain is not None and plain[0] and _quick(plain[0]):
             status, answer = self.predict(*plain)
-            # JSONResponse.render's bytes, without building a response object.
-            data = json.dumps(answer, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
-            await send({"type": "http.response.start", "status": status,
-                        "headers": [(b"content-length", str(len(data)).encode()),
-                                    (b"content-type", b"application/json")]})
-            await send({"type": "http.response.body", "body": data})
+            await JSONResponse(answer, status_code=status)(scope, receive, send)  # what the route would send
             return None
         replay = iter(chunks)
 
