@@ -128,6 +128,33 @@ def test_cut_paths_go_through_the_joint_of_two_touching_rings():
     assert all(np.all(q >= p) for p, q in zip(paths[:-1], paths[1:]))  # left to right, never crossing
 
 
+def test_a_stroke_tip_a_cut_left_on_the_neighbours_side_goes_back_to_its_digit():
+    # Where two digits overlap, the cut leaves the tip of the left digit's stroke in the right slice, cut off
+    # from the right digit's ink: it goes back to the left slice. A dot of the right slice's own, away from the
+    # cut, and the right digit's body stay where they are.
+    from mnistlab.reading import _return_fragments
+
+    left, right = np.zeros((40, 40), bool), np.zeros((40, 40), bool)
+    left[2:38, 4:18] = True  # the left digit, up to the cut at column 18
+    right[10:13, 18:21] = True  # its stroke's tip beyond the cut (9 pixels)
+    right[2:38, 24:36] = True  # the right digit
+    right[36:38, 38:40] = True  # a speck of the right slice's own, touching no neighbour
+    tip, body, speck = right.copy(), right.copy(), right.copy()
+    tip[:, 21:] = False
+    body[:, :24] = False
+    body[:, 38:] = False
+    speck[:, :38] = False
+    slices = [left.copy(), right.copy()]
+    _return_fragments(slices)
+    assert np.array_equal(slices[0], left | tip)
+    assert np.array_equal(slices[1], body | speck)
+    # A part as large as a digit's stroke share is not a tip: it stays.
+    big = [left.copy(), right.copy()]
+    big[1][2:38, 18:21] = True  # 108 pixels, a fifth of the slice
+    _return_fragments(big)
+    assert np.array_equal(big[0], left) and big[1][2:38, 18:21].all()
+
+
 def test_a_digit_of_two_strokes_stays_one_digit(trained_run, glyphs):
     # A 4 whose bar stops short of its upright, and a 5 whose top bar is lifted off its body.
     im = number(glyphs, "45")

@@ -241,3 +241,23 @@ def test_a_first_version_detector_file_still_loads_and_scores(tmp_path):
     assert np.allclose(detector.score(x, proba), expected, rtol=1e-3, atol=1e-3)
     detector.save(tmp_path / "again.npz")
     assert rejection.Rejector.load(tmp_path / "again.npz").version == 1
+
+
+def test_two_digits_side_by_side_are_not_one_digit(trained_run, data_dir):
+    """`read` tells a merged pair ("14" taken for an 8) from one digit by the detector: pairs are among its
+    negatives. Pictures of two MNIST test digits touching or close are mostly refused, single ones are not."""
+    from mnistlab import rejection
+
+    (_, _), (x, _) = mnistlab.load_data(data_dir=data_dir)
+    rng = np.random.default_rng(5)
+    digits = x[:200].astype(np.float32) / 255
+    pairs = []
+    for _ in range(40):
+        ink = np.clip(rejection._pair(rng, digits), 0, 1)
+        im = Image.fromarray((255 - ink * 255).astype(np.uint8))
+        pairs.append(im.resize((im.width * 3, im.height * 3), Image.Resampling.BILINEAR))
+    singles = [Image.fromarray(255 - x[200 + i]).resize((140, 140), Image.Resampling.BILINEAR) for i in range(100)]
+    refused_pairs = np.mean([r["no_digit"] for r in predict(trained_run, pairs)])
+    refused_singles = np.mean([r["no_digit"] for r in predict(trained_run, singles)])
+    assert refused_pairs >= 0.6 and refused_singles <= 0.05, (refused_pairs, refused_singles)
+    assert rejection.pairs(3, rng, digits).shape == (3, 28, 28)

@@ -62,6 +62,7 @@ STEP_COST = 0.01  # price of a cut path stepping one column sideways, in pixels 
 DRIFT_COST = 0.002  # ... and of each row it runs a column away from where it started
 CUT_REACH = 1.0  # a cut path stays within this many `MIN_CUT_SPACING` of its start column
 MAX_CUTS = 4  # cuts tried in one piece
+FRAGMENT = 0.15  # a part of a slice under this share of its ink, severed from the neighbour's side, goes back to it
 MIN_CUT_SPACING = 0.08  # cuts (and the piece's ends) at least this many H apart
 MAX_SPAN = 6  # pieces one digit may be made of (a wide digit cut into slices is whole again)
 SPAN_WIDTH = 1.6  # ... and no wider than this many H
@@ -84,8 +85,7 @@ class _Piece:
 
     labels: list[int]
     box: list[int]  # top, left, bottom, right of its ink
-    lo: np.ndarray | None = None  # for a cut piece: per row of the picture, the first column it owns ...
-    hi: np.ndarray | None = None  # ... and the column after the last
+    ink: np.ndarray | None = None  # for a cut piece: the ink it owns, inside its box
     cut_left: int | None = None  # strokes the cut on its left goes through (None: a natural boundary)
     extra: list[int] = field(default_factory=list)  # small components attached to it
 
@@ -273,22 +273,53 @@ def _cut(piece: _Piece, lab: np.ndarray, H: float, W: float, stroke: float) -> l
     if not paths:
         return [piece]
     bounds = [np.zeros(b - t, int), *paths, np.full(b - t, right - left)]
-    out = []
     cols = np.arange(right - left)[None, :]
-    for lo, hi, path in zip(bounds[:-1], bounds[1:], [None, *paths]):
-        mine = own & (cols >= lo[:, None]) & (cols < hi[:, None])
+    slices = [own & (cols >= lo[:, None]) & (cols < hi[:, None]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    if FRAGMENT:
+        _return_fragments(slices)
+    out = []
+    for mine, path in zip(slices, [None, *paths]):
         rows, xs = np.flatnonzero(mine.any(axis=1)), np.flatnonzero(mine.any(axis=0))
         if not rows.size:
             continue
-        full_lo = np.zeros(lab.shape[0], int)
-        full_hi = np.zeros(lab.shape[0], int)
-        full_lo[t:b], full_hi[t:b] = lo + left, hi + left
         crossed = None if path is None else _runs_crossed(own, path)
-        out.append(_Piece(piece.labels + piece.extra, [t + int(rows[0]), left + int(xs[0]), t + int(rows[-1]) + 1,
-                                                       left + int(xs[-1]) + 1], full_lo, full_hi, crossed))
+        box = [t + int(rows[0]), left + int(xs[0]), t + int(rows[-1]) + 1, left + int(xs[-1]) + 1]
+        ink = mine[rows[0]: rows[-1] + 1, xs[0]: xs[-1] + 1]
+        out.append(_Piece(piece.labels + piece.extra, box, ink, crossed))
     if out:
         out[0].cut_left = None
     return out
+
+
+def _return_fragments(slices: list[np.ndarray]) -> None:
+    """Give a slice's small bits that a cut severed from the neighbour's side back to that neighbour.
+
+    Where two digits overlap, a cut path between them leaves the tip of one digit's stroke (the tail of a 2
+    under a 0, the top of a 6 under a 7's bar) on the other's side. A component of a slice smaller than
+    `FRAGMENT` of the slice's ink that touches the neighbour's slice, and not the slice's own larger part, is
+    that tip: it joins the neighbour (where, in the whole piece, it was joined to).
+    """
+    import cv2
+
+    grow = np.ones((3, 3), np.uint8)
+    for k in range(len(slices)):
+        mine = slices[k]
+        total = int(mine.sum())
+        if not total:
+            continue
+        n, lab, stats, _ = cv2.connectedComponentsWithStats(mine.view(np.uint8), connectivity=8)
+        if n <= 2:
+            continue
+        for c in range(1, n):
+            if stats[c, cv2.CC_STAT_AREA] >= FRAGMENT * total:
+                continue
+            part = lab == c
+            near = cv2.dilate(part.view(np.uint8), grow).view(bool)
+            for j in (k - 1, k + 1):
+                if 0 <= j < len(slices) and (near & slices[j]).any():
+                    slices[j] |= part
+                    mine &= ~part
+                    break
 
 
 def _cut_paths(own: np.ndarray, margin: int) -> list[np.ndarray]:
@@ -370,10 +401,7 @@ def _piece_masks(pieces: Sequence[_Piece], lab: np.ndarray, r: int) -> list[tupl
     out = []
     for p in pieces:
         t, left, b, right = p.box
-        mine = np.isin(lab[t:b, left:right], p.labels + p.extra)
-        if p.lo is not None:
-            cols = np.arange(left, right)[None, :]
-            mine &= (cols >= p.lo[t:b, None]) & (cols < p.hi[t:b, None])
+        mine = np.isin(lab[t:b, left:right], p.labels + p.extra) if p.ink is None else p.ink
         out.append((mine, ndimage.maximum_filter(np.pad(mine, r), size=2 * r + 1)))
     return out
 

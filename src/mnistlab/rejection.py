@@ -31,6 +31,7 @@ VERSION = 3  # 1: the first detector (PCA features, one hidden layer); 3: the co
 # benchmarks/rejection_dev.py (seeds 100 and 200; never MNIST's test set): see docs/benchmarks.md.
 REFUSE_SHARE = 0.003
 MAX_NEGATIVES = 8000
+PAIRS = 0.2  # and, on top of the negatives, this many pairs of digits per negative (`pairs`)
 MAX_POSITIVES = 16000
 EPOCHS = 10  # development set seed 100, cnn: 6 epochs on half these images refused 71% of non-digits, this 77%
 # A small training set (tests, `--limit`) gets proportionally fewer epochs, at least MIN_EPOCHS: the fit stays
@@ -447,6 +448,29 @@ def _blob(rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
     return np.asarray(im, np.float32) / 255
 
 
+def _pair(rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
+    """Two training digits side by side, touching, overlapping a little or a little apart: what `read` renders
+    when it takes two neighbours for one digit ("14" seen as an 8), which must score as no single digit."""
+    import cv2
+
+    def ink(d: np.ndarray, scale: float) -> np.ndarray:
+        big = cv2.resize(d, (int(56 * scale), int(56 * scale)), interpolation=cv2.INTER_LINEAR)
+        rows, cols = np.flatnonzero(big.max(1) > 0.1), np.flatnonzero(big.max(0) > 0.1)
+        return big[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1] if rows.size else big
+
+    a, b = (ink(digits[rng.integers(len(digits))], rng.uniform(0.85, 1.15)) for _ in range(2))
+    h = max(a.shape[0], b.shape[0])
+    # b's left edge relative to a's right edge: overlapping by up to a fifth of the narrower, or a gap.
+    shift = int(round(rng.uniform(-0.2, 0.1) * min(a.shape[1], b.shape[1]) if rng.random() < 0.8
+                      else rng.uniform(0.1, 0.3) * h))
+    ta, tb = (int(rng.integers(0, max(1, int(0.15 * h)) + h - q.shape[0] + 1)) for q in (a, b))
+    canvas = np.zeros((int(1.15 * h) + 2, a.shape[1] + max(0, shift) + b.shape[1]), np.float32)
+    canvas[ta: ta + a.shape[0], : a.shape[1]] = a
+    left = max(0, a.shape[1] + shift)
+    np.maximum(canvas[tb: tb + b.shape[0], left: left + b.shape[1]], b, out=canvas[tb: tb + b.shape[0], left: left + b.shape[1]])
+    return canvas
+
+
 def fashion_items() -> np.ndarray | None:
     """Fashion-MNIST's *training* images (the benchmark draws from its test split), or None where not installed."""
     from .data import load_dataset
@@ -483,6 +507,11 @@ def negatives(n: int, rng: np.random.Generator, digits: np.ndarray, fashion: np.
             ink = fashion[int(rng.integers(len(fashion)))].astype(np.float32) / 255  # type: ignore[index]
         out[i] = _frame(ink)
     return out
+
+
+def pairs(n: int, rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
+    """`n` pairs of `digits` framed as one 28x28 picture (`_pair`): negatives that teach `read` to split them."""
+    return np.stack([_frame(_pair(rng, digits)) for _ in range(n)] or [np.zeros((28, 28), np.float32)])[:n]
 
 
 def font_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -534,7 +563,7 @@ def fit(x_train: np.ndarray, proba_train: np.ndarray, predict_proba: Any, seed: 
     pick = rng.permutation(cut)[:MAX_POSITIVES]
     pos, pos_p = x[pick], proba_train[pick]
     n_neg = min(len(pos), MAX_NEGATIVES)
-    neg = negatives(n_neg, rng, pos, fashion_items())
+    neg = np.concatenate([negatives(n_neg, rng, pos, fashion_items()), pairs(int(PAIRS * n_neg), rng, pos)])
     # More positives: digits in the negatives' fonts and pens, and training digits with another pen and a wobble
     # (photographed digits reach the detector thicker, thinner and less tidy than MNIST's).
     fonts, _ = font_digits(max(1, n_neg // 2), rng)
