@@ -16,11 +16,13 @@ How a picture becomes a number (`read`, `mnistlab read`, `POST /api/read`):
 4. Over-segmentation: a piece wider than `SPLIT_WIDTH` typical digit widths or `CUT_FROM` H may be touching
    digits. From every start column across it (every half `MIN_CUT_SPACING` H) the least-ink path from top to
    bottom is found (one dynamic programme over all starts at once); the paths through least ink, each the
-   best of its neighbours, up to `MAX_CUTS` of them, cut the piece into slices.
+   best of its neighbours, up to `MAX_CUTS` of them, cut the piece into slices. Where the digits overlap, a
+   cut leaves the tip of one digit's stroke on the other's side, severed from that side's ink: such a small
+   bit (`FRAGMENT`) goes back to the slice it touches across the cut (`_return_fragments`).
 5. Recognition-based choice: every run of up to `MAX_SPAN` neighbouring pieces that could be one digit is
    rendered MNIST-style (`images._render`: strength ramp, thin strokes thickened, 20 px box, centre of
    mass) and classified in one batch, with calibrated probabilities and the run's not-a-digit detector
-   (`rejection.py`). Each candidate is described by `FEATURES` (the model's confidence, the detector's
+   (`rejection.py`, which has pairs of digits among its negatives: a merged pair scores as no digit). Each candidate is described by `FEATURES` (the model's confidence, the detector's
    log-odds, width and height against the writing's, cuts on its sides and through strokes, gaps inside,
    overlap with its neighbours) and scored linearly; a Viterbi pass picks the partition of the pieces into
    digits with the highest total score. The weights were learnt on development numbers by a structured

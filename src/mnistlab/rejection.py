@@ -10,7 +10,8 @@ It is fitted at the end of training (`fit`, with Keras: a few seconds) on the ru
 against negatives drawn here at 28x28 (`negatives`): letters and symbols in 16 fonts that are none of the
 benchmark's (`TRAIN_FONTS`) and as hand-drawn pen strokes (`PEN_LETTERS`), doodles, grids and ruled lines,
 blobs, stains and textures, and Fashion-MNIST's training items where Debian's dataset-fashion-mnist is
-installed. Digits in the same fonts and pens are positives too, so the detector learns shapes, not a font's or
+installed; and pairs of training digits side by side (`pairs`: what `read` renders when it takes two touching
+neighbours for one digit). Digits in the same fonts and pens are positives too, so the detector learns shapes, not a font's or
 a pen's style. The threshold is the score that refuses `REFUSE_SHARE` of held-out training digits (never the
 test set). Measured in docs/benchmarks.md (benchmarks/not_digits.py).
 
