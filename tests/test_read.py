@@ -113,6 +113,37 @@ def test_a_touching_pair_is_split(trained_run, glyphs):
     assert l1 < l2 and r1 < r2
 
 
+def slanted_pair(glyphs, a: int, b: int, slant: float, height: int = 90) -> Image.Image:
+    """Two digits written leaning right (`slant` columns per row) and pushed together until they overlap by two
+    pixels on the rows where they meet: they touch along a slanted line."""
+    def leaning(g: np.ndarray) -> np.ndarray:
+        h, w = g.shape
+        extra = int(slant * h) + 2
+        im = Image.fromarray((g * 255).astype(np.uint8)).transform(
+            (w + extra, h), Image.Transform.AFFINE, (1, slant, -extra, 0, 1, 0), Image.Resampling.BILINEAR)
+        return np.asarray(im, np.float32) / 255
+
+    left, right = leaning(ink(glyphs[a], height)), leaning(ink(glyphs[b], height))
+    rows = [(np.flatnonzero(left[r] > 0.5), np.flatnonzero(right[r] > 0.5)) for r in range(height)]
+    shift = max(ra[-1] + 1 - rb[0] for ra, rb in rows if ra.size and rb.size) + 2
+    layer = np.zeros((height + 120, shift + right.shape[1] + 120), np.float32)
+    layer[60: 60 + height, 60: 60 + left.shape[1]] = left
+    region = layer[60: 60 + height, 60 + shift: 60 + shift + right.shape[1]]
+    np.maximum(region, right, out=region)
+    return Image.fromarray(np.clip(238 - 213 * layer, 0, 255).astype(np.uint8), "L")
+
+
+def test_slanted_digits_touching_along_their_slant_are_cut_along_it(trained_run, glyphs, monkeypatch):
+    from mnistlab import reading
+
+    pairs = [(7, 0, 0.3), (4, 2, 0.4), (4, 8, 0.4), (5, 1, 0.4)]
+    pictures = [slanted_pair(glyphs, a, b, s) for a, b, s in pairs]
+    assert [r["text"] for r in read(trained_run, pictures)] == [f"{a}{b}" for a, b, _ in pairs]
+    monkeypatch.setattr(reading, "MAX_SLANT", 0.0)  # upright cuts only: no path between the leaning digits
+    upright = [r["text"] for r in read(trained_run, pictures)]
+    assert sum(t != f"{a}{b}" for t, (a, b, _) in zip(upright, pairs)) >= 3, upright
+
+
 def test_cut_paths_go_through_the_joint_of_two_touching_rings():
     # Two rings (two 0s) joined by a short bridge: the least-ink cut crosses the bridge, not a ring's strokes.
     from mnistlab.reading import _cut_paths

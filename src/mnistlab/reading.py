@@ -18,7 +18,10 @@ How a picture becomes a number (`read`, `mnistlab read`, `POST /api/read`):
    bottom is found (one dynamic programme over all starts at once); the paths through least ink, each the
    best of its neighbours, up to `MAX_CUTS` of them, cut the piece into slices. Where the digits overlap, a
    cut leaves the tip of one digit's stroke on the other's side, severed from that side's ink: such a small
-   bit (`FRAGMENT`) goes back to the slice it touches across the cut (`_return_fragments`).
+   bit (`FRAGMENT`) goes back to the slice it touches across the cut (`_return_fragments`). Digits written
+   slanted touch along a slanted line, which a near-vertical path cannot follow: a second hypothesis cuts
+   each wide piece along its slant (sheared upright by its second moments, at most `MAX_SLANT`, cut, sheared
+   back), and step 5 keeps the hypothesis whose best reading scores higher.
 5. Recognition-based choice: every run of up to `MAX_SPAN` neighbouring pieces that could be one digit is
    rendered MNIST-style (`images._render`: strength ramp, thin strokes thickened, 20 px box, centre of
    mass) and classified in one batch, with calibrated probabilities and the run's not-a-digit detector
@@ -64,6 +67,7 @@ STEP_COST = 0.01  # price of a cut path stepping one column sideways, in pixels 
 DRIFT_COST = 0.002  # ... and of each row it runs a column away from where it started
 CUT_REACH = 1.0  # a cut path stays within this many `MIN_CUT_SPACING` of its start column
 MAX_CUTS = 4  # cuts tried in one piece
+MAX_SLANT = 0.3  # columns per row: the steepest slant cuts follow (the second hypothesis)
 FRAGMENT = 0.15  # a part of a slice under this share of its ink, severed from the neighbour's side, goes back to it
 MIN_CUT_SPACING = 0.08  # cuts (and the piece's ends) at least this many H apart
 MAX_SPAN = 6  # pieces one digit may be made of (a wide digit cut into slices is whole again)
@@ -264,14 +268,23 @@ def _typical_width(pieces: Sequence[_Piece], H: float) -> float:
     return LONE_WIDTH * H
 
 
-def _cut(piece: _Piece, lab: np.ndarray, H: float, W: float, stroke: float) -> list[_Piece]:
-    """A wide piece cut along least-ink paths (touching digits) into slices; itself if it is not wide."""
+def _cut(piece: _Piece, lab: np.ndarray, H: float, W: float, stroke: float,
+         slanted: bool = False) -> list[_Piece] | None:
+    """A wide piece cut along least-ink paths (touching digits) into slices; itself if it is not wide.
+
+    `slanted`: the paths run along the piece's slant (None where it is not wide or not slanted: as upright).
+    """
     t, left, b, right = piece.box
     if right - left <= min(SPLIT_WIDTH * W, CUT_FROM * H):
-        return [piece]
+        return None if slanted else [piece]
     own = np.isin(lab[t:b, left:right], piece.labels + piece.extra)
     margin = max(2, int(MIN_CUT_SPACING * H))
-    paths = _cut_paths(own, margin)
+    if slanted:
+        paths = _slanted_cut_paths(own, margin)
+        if not paths:
+            return None
+    else:
+        paths = _cut_paths(own, margin)
     if not paths:
         return [piece]
     bounds = [np.zeros(b - t, int), *paths, np.full(b - t, right - left)]
@@ -322,6 +335,22 @@ def _return_fragments(slices: list[np.ndarray]) -> None:
                     slices[j] |= part
                     mine &= ~part
                     break
+
+
+def _slanted_cut_paths(own: np.ndarray, margin: int) -> list[np.ndarray] | None:
+    """`_cut_paths` along the ink's slant: the piece sheared upright, cut, and the paths sheared back; None where
+    the slant (its second moments, as MNIST-style deskewing measures it; at most `MAX_SLANT`) shifts no row."""
+    ys, xs = np.nonzero(own)
+    var = float(np.var(ys)) if len(ys) > 1 else 0.0
+    slant = float(np.mean((xs - xs.mean()) * (ys - ys.mean()))) / var if var > 0 else 0.0
+    h, w = own.shape
+    shift = np.round(-np.clip(slant, -MAX_SLANT, MAX_SLANT) * (np.arange(h) - (h - 1) / 2)).astype(int)
+    if not shift.any():
+        return None
+    shift -= shift.min()
+    upright = np.zeros((h, w + int(shift.max())), bool)
+    upright[np.arange(h)[:, None], np.arange(w)[None, :] + shift[:, None]] = own
+    return [np.clip(p - shift, 0, w) for p in _cut_paths(upright, margin)]
 
 
 def _cut_paths(own: np.ndarray, margin: int) -> list[np.ndarray]:
@@ -475,47 +504,112 @@ def candidates(image: Any, run: Any, *, max_pixels: int = _img.MAX_PIXELS) -> Ca
     stroke = _img._stroke_width(kept)
     floor = min(0.5 * t, max(level + 3.0 * noise, 0.0))
     W = _typical_width(pieces, H)
-    pieces = [q for p in pieces for q in _cut(p, lab, H, W, stroke)]
+    # Two hypotheses about where touching digits meet: cut upright, or cut along each piece's slant (digits
+    # written slanted touch along a slanted line). The one whose best reading scores higher is kept; the
+    # candidates both share (every run of pieces neither cuts differently) are rendered and classified once.
+    ctx = _Context(lab, strength, kept, stroke, floor, ink_level, H, W, run)
+    up = [_cut(p, lab, H, W, stroke) for p in pieces]
+    best = _hypothesis([q for u in up for q in u], ctx)
+    sloped = [_cut(p, lab, H, W, stroke, slanted=True) for p in pieces] if MAX_SLANT else []
+    if any(q is not None for q in sloped):
+        other = _hypothesis([q for u, sl in zip(up, sloped) for q in (u if sl is None else sl)], ctx)
+        if other.total > best.total:
+            best = other
+    if best.candidates is None:
+        raise NoDigitError("no digit found: no ink stands out from the paper")
+    c = best.candidates
+    c.scale, c.size = scale, size
+    return c
 
-    # Every run of neighbouring pieces that could be one digit, rendered and classified in one batch.
+
+@dataclass
+class _Context:
+    """What rendering and scoring a picture's candidates needs, and the renders already made (by pieces)."""
+
+    lab: np.ndarray
+    strength: np.ndarray
+    kept: np.ndarray
+    stroke: float
+    floor: float
+    ink_level: float
+    H: float
+    W: float
+    run: Any
+    masks: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # by id(piece)
+    renders: dict[tuple[int, ...], Any] = field(default_factory=dict)  # by the pieces' ids: [input, box, p, log-odds]
+
+
+@dataclass
+class _Hypothesis:
+    candidates: Candidates | None
+    total: float  # the score of its best reading
+
+
+def _hypothesis(pieces: list[_Piece], ctx: _Context) -> _Hypothesis:
+    """Every run of neighbouring pieces that could be one digit, rendered and classified in one batch, and the
+    score of the best reading among them."""
     n = len(pieces)
-    r = max(1, min(3, round(stroke / 2)))  # the anti-aliased rim of a stroke that belongs to it
-    pad = int(round(2 * stroke)) + 2
-    masks = _piece_masks(pieces, lab, r)
-    spans, inputs, boxes_out = [], [], []
+    r = max(1, min(3, round(ctx.stroke / 2)))  # the anti-aliased rim of a stroke that belongs to it
+    pad = int(round(2 * ctx.stroke)) + 2
+    missing = [p for p in pieces if id(p) not in ctx.masks]
+    for p, m in zip(missing, _piece_masks(missing, ctx.lab, r)):
+        ctx.masks[id(p)] = m
+    spans, keys, fresh = [], [], []
     for i in range(n):
         for j in range(i + 1, min(n, i + MAX_SPAN) + 1):
             group = pieces[i:j]
             box = [min(p.box[0] for p in group), min(p.box[1] for p in group),
                    max(p.box[2] for p in group), max(p.box[3] for p in group)]
-            if j - i > 1 and box[3] - box[1] > SPAN_WIDTH * H:
+            if j - i > 1 and box[3] - box[1] > SPAN_WIDTH * ctx.H:
                 break
-            region = [max(0, box[0] - pad), max(0, box[1] - pad), min(h, box[2] + pad), min(w, box[3] + pad)]
-            shape = (region[2] - region[0], region[3] - region[1])
-            mask, near = np.zeros(shape, bool), np.zeros(shape, bool)
-            for k in range(i, j):
-                t, left = pieces[k].box[0] - region[0], pieces[k].box[1] - region[1]
-                _place(mask, masks[k][0], t, left)
-                _place(near, masks[k][1], t - r, left - r)
-            if not mask.any():
-                continue
-            sl = np.s_[region[0]:region[2], region[1]:region[3]]
-            near &= ~(kept[sl] & ~mask)  # its own ink's neighbourhood, without its neighbours' ink
-            try:
-                digit = _img._render(strength[sl], near, stroke, floor, ink_level)
-            except NoDigitError:
-                continue
-            rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-            spans.append((i, j))
-            inputs.append(digit)
-            boxes_out.append([region[1] + int(cols[0]), region[0] + int(rows[0]),
-                              region[1] + int(cols[-1]) + 1, region[0] + int(rows[-1]) + 1])
-    if not inputs:
-        raise NoDigitError("no digit found: no ink stands out from the paper")
-    x = np.stack(inputs)
-    proba, not_digit = _classify(run, x)
-    features = _features(pieces, spans, proba, boxes_out, not_digit, W, H)
-    return Candidates(pieces, spans, x, boxes_out, proba, features, scale, size)
+            key = tuple(id(p) for p in group)
+            if key not in ctx.renders:
+                ctx.renders[key] = _render_group(group, box, ctx, r, pad)
+                if ctx.renders[key] is not None:
+                    fresh.append(key)
+            if ctx.renders[key] is not None:
+                spans.append((i, j))
+                keys.append(key)
+    if fresh:
+        proba, not_digit = _classify(ctx.run, np.stack([ctx.renders[k][0] for k in fresh]))
+        for m, k in enumerate(fresh):
+            ctx.renders[k][2], ctx.renders[k][3] = proba[m], None if not_digit is None else not_digit[m]
+    if not keys:
+        return _Hypothesis(None, -math.inf)
+    x = np.stack([ctx.renders[k][0] for k in keys])
+    boxes_out = [ctx.renders[k][1] for k in keys]
+    proba = np.stack([ctx.renders[k][2] for k in keys])
+    nd = [ctx.renders[k][3] for k in keys]
+    not_digit = None if nd[0] is None else np.array(nd, np.float32)
+    features = _features(pieces, spans, proba, boxes_out, not_digit, ctx.W, ctx.H)
+    score = _score(features)
+    chosen = _choose(n, spans, score)
+    total = float(score[chosen].sum()) if chosen else -math.inf
+    return _Hypothesis(Candidates(pieces, spans, x, boxes_out, proba, features, 1.0, (0, 0)), total)
+
+
+def _render_group(group: Sequence[_Piece], box: list[int], ctx: _Context, r: int, pad: int) -> list[Any] | None:
+    """One candidate's 28x28 input and box ([left, top, right, bottom]); None where it renders to nothing."""
+    h, w = ctx.strength.shape
+    region = [max(0, box[0] - pad), max(0, box[1] - pad), min(h, box[2] + pad), min(w, box[3] + pad)]
+    shape = (region[2] - region[0], region[3] - region[1])
+    mask, near = np.zeros(shape, bool), np.zeros(shape, bool)
+    for p in group:
+        own, grown = ctx.masks[id(p)]
+        t, left = p.box[0] - region[0], p.box[1] - region[1]
+        _place(mask, own, t, left)
+        _place(near, grown, t - r, left - r)
+    if not mask.any():
+        return None
+    sl = np.s_[region[0]:region[2], region[1]:region[3]]
+    near &= ~(ctx.kept[sl] & ~mask)  # its own ink's neighbourhood, without its neighbours' ink
+    try:
+        digit = _img._render(ctx.strength[sl], near, ctx.stroke, ctx.floor, ctx.ink_level)
+    except NoDigitError:
+        return None
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return [digit, [region[1] + int(cols[0]), region[0] + int(rows[0]), region[1] + int(cols[-1]) + 1,
+                    region[0] + int(rows[-1]) + 1], None, None]
 
 
 def _features(pieces: Sequence[_Piece], spans: Sequence[tuple[int, int]], proba: np.ndarray,
