@@ -72,6 +72,12 @@ FRAGMENT = 0.15  # a part of a slice under this share of its ink, severed from t
 MIN_CUT_SPACING = 0.08  # cuts (and the piece's ends) at least this many H apart
 MAX_SPAN = 6  # pieces one digit may be made of (a wide digit cut into slices is whole again)
 SPAN_WIDTH = 1.6  # ... and no wider than this many H
+# A picture is not a number when more than this share of the digits its best reading finds are refused by the
+# not-a-digit detector (a word, a doodle, a photo). Development numbers (seed 0) and non-digit photos (seed 100):
+# more than half refused leaves every number read right as it was and refuses 57% of the non-digits (21% before);
+# half or more refuses 64% but also a number read right (docs/benchmarks.md).
+NOT_A_NUMBER = 0.5
+NOT_A_NUMBER_REASON = "not a digit"
 MAX_PIECES = 48  # pieces kept (the largest), so that a picture full of marks answers in bounded time
 # The choice between candidate digits: a logistic model of "this candidate is one whole digit" over
 # `FEATURES`, fitted on the development numbers (seed 0 of benchmarks/read_numbers.py, MNIST training digits
@@ -472,6 +478,11 @@ def segment(image: Any, run: Any, *, max_pixels: int = _img.MAX_PIXELS) -> Readi
     chosen = _choose(len(c.pieces), c.spans, _score(c.features))
     if not chosen:
         raise NoDigitError("no digit found: no ink stands out from the paper")
+    rejector = getattr(run, "rejector", None)
+    if rejector is not None:
+        refused = int(np.count_nonzero(c.features[chosen, 1] > rejector.threshold))
+        if refused > NOT_A_NUMBER * len(chosen):
+            raise NoDigitError(f"{NOT_A_NUMBER_REASON}: {refused} of the {len(chosen)} marks read are not digits")
     w, h = c.size
     out_boxes = [[max(0, math.floor(b[0] * c.scale)), max(0, math.floor(b[1] * c.scale)),
                   min(w, math.ceil(b[2] * c.scale)), min(h, math.ceil(b[3] * c.scale))]

@@ -235,7 +235,8 @@ function showNumber(result, ms) {
   if (!result || result.text === null || result.text === undefined) {
     numberEl.textContent = "?";
     numberEl.className = "empty";
-    numberConfEl.textContent = result ? (result.reason ? "no digit found: write bigger or darker" : (result.error || "no answer"))
+    numberConfEl.textContent = result ? (result.reason ? (result.reason.startsWith("not a digit")
+      ? "not digits: write a number" : "no digit found: write bigger or darker") : (result.error || "no answer"))
       : "write digits side by side";
     numberConfEl.className = "muted";
     return;
