@@ -596,6 +596,7 @@ def _hypothesis(pieces: list[_Piece], ctx: _Context) -> _Hypothesis:
     score = _score(features)
     chosen = _choose(n, spans, score)
     total = float(score[chosen].sum()) if chosen else -math.inf
+    # The picture's scale and size are set by `candidates`, which knows them.
     return _Hypothesis(Candidates(pieces, spans, x, boxes_out, proba, features, 1.0, (0, 0)), total)
 
 
