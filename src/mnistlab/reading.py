@@ -77,7 +77,6 @@ SPAN_WIDTH = 1.6  # ... and no wider than this many H
 # more than half refused leaves every number read right as it was and refuses 57% of the non-digits (21% before);
 # half or more refuses 64% but also a number read right (docs/benchmarks.md).
 NOT_A_NUMBER = 0.5
-NOT_A_NUMBER_REASON = "not a digit"
 MAX_PIECES = 48  # pieces kept (the largest), so that a picture full of marks answers in bounded time
 # The choice between candidate digits: a logistic model of "this candidate is one whole digit" over
 # `FEATURES`, fitted on the development numbers (seed 0 of benchmarks/read_numbers.py, MNIST training digits
@@ -274,25 +273,26 @@ def _typical_width(pieces: Sequence[_Piece], H: float) -> float:
     return LONE_WIDTH * H
 
 
-def _cut(piece: _Piece, lab: np.ndarray, H: float, W: float, stroke: float,
-         slanted: bool = False) -> list[_Piece] | None:
-    """A wide piece cut along least-ink paths (touching digits) into slices; itself if it is not wide.
+def _cut(piece: _Piece, lab: np.ndarray, H: float, W: float, stroke: float) -> tuple[list[_Piece], list[_Piece] | None]:
+    """A wide piece (touching digits) cut along least-ink paths into slices, upright and along its slant.
 
-    `slanted`: the paths run along the piece's slant (None where it is not wide or not slanted: as upright).
+    Returns the upright slices ([piece] when it is not wide or no path cuts it) and the slanted ones (None when
+    it is not wide, its slant shifts no row or no slanted path cuts it: the upright slices stand for both).
     """
     t, left, b, right = piece.box
     if right - left <= min(SPLIT_WIDTH * W, CUT_FROM * H):
-        return None if slanted else [piece]
+        return [piece], None
     own = np.isin(lab[t:b, left:right], piece.labels + piece.extra)
     margin = max(2, int(MIN_CUT_SPACING * H))
-    if slanted:
-        paths = _slanted_cut_paths(own, margin)
-        if not paths:
-            return None
-    else:
-        paths = _cut_paths(own, margin)
+    sloped = _slanted_cut_paths(own, margin) if MAX_SLANT else None
+    return _slices(piece, own, _cut_paths(own, margin)), _slices(piece, own, sloped) if sloped else None
+
+
+def _slices(piece: _Piece, own: np.ndarray, paths: list[np.ndarray]) -> list[_Piece]:
+    """`piece` (whose ink in its box is `own`) cut along `paths` into slices, each carrying its own ink."""
     if not paths:
         return [piece]
+    t, left, b, right = piece.box
     bounds = [np.zeros(b - t, int), *paths, np.full(b - t, right - left)]
     cols = np.arange(right - left)[None, :]
     slices = [own & (cols >= lo[:, None]) & (cols < hi[:, None]) for lo, hi in zip(bounds[:-1], bounds[1:])]
@@ -467,6 +467,7 @@ class Candidates:
     features: np.ndarray  # (K, len(FEATURES))
     scale: float  # original pixels per working pixel
     size: tuple[int, int]  # the original picture's (width, height)
+    chosen: list[int] = field(default_factory=list)  # the best reading: indices into spans, left to right
 
 
 def segment(image: Any, run: Any, *, max_pixels: int = _img.MAX_PIXELS) -> Reading:
@@ -475,14 +476,16 @@ def segment(image: Any, run: Any, *, max_pixels: int = _img.MAX_PIXELS) -> Readi
 
     with one_blas_thread():
         c = candidates(image, run, max_pixels=max_pixels)
-    chosen = _choose(len(c.pieces), c.spans, _score(c.features))
+    chosen = c.chosen
     if not chosen:
         raise NoDigitError("no digit found: no ink stands out from the paper")
     rejector = getattr(run, "rejector", None)
     if rejector is not None:
+        from .prediction import NOT_A_DIGIT
+
         refused = int(np.count_nonzero(c.features[chosen, 1] > rejector.threshold))
         if refused > NOT_A_NUMBER * len(chosen):
-            raise NoDigitError(f"{NOT_A_NUMBER_REASON}: {refused} of the {len(chosen)} marks read are not digits")
+            raise NoDigitError(f"{NOT_A_DIGIT}: {refused} of the {len(chosen)} marks read are not digits")
     w, h = c.size
     out_boxes = [[max(0, math.floor(b[0] * c.scale)), max(0, math.floor(b[1] * c.scale)),
                   min(w, math.ceil(b[2] * c.scale)), min(h, math.ceil(b[3] * c.scale))]
@@ -519,11 +522,10 @@ def candidates(image: Any, run: Any, *, max_pixels: int = _img.MAX_PIXELS) -> Ca
     # written slanted touch along a slanted line). The one whose best reading scores higher is kept; the
     # candidates both share (every run of pieces neither cuts differently) are rendered and classified once.
     ctx = _Context(lab, strength, kept, stroke, floor, ink_level, H, W, run)
-    up = [_cut(p, lab, H, W, stroke) for p in pieces]
-    best = _hypothesis([q for u in up for q in u], ctx)
-    sloped = [_cut(p, lab, H, W, stroke, slanted=True) for p in pieces] if MAX_SLANT else []
-    if any(q is not None for q in sloped):
-        other = _hypothesis([q for u, sl in zip(up, sloped) for q in (u if sl is None else sl)], ctx)
+    cuts = [_cut(p, lab, H, W, stroke) for p in pieces]
+    best = _hypothesis([q for up, _ in cuts for q in up], ctx)
+    if any(sl is not None for _, sl in cuts):
+        other = _hypothesis([q for up, sl in cuts for q in (up if sl is None else sl)], ctx)
         if other.total > best.total:
             best = other
     if best.candidates is None:
@@ -597,7 +599,7 @@ def _hypothesis(pieces: list[_Piece], ctx: _Context) -> _Hypothesis:
     chosen = _choose(n, spans, score)
     total = float(score[chosen].sum()) if chosen else -math.inf
     # The picture's scale and size are set by `candidates`, which knows them.
-    return _Hypothesis(Candidates(pieces, spans, x, boxes_out, proba, features, 1.0, (0, 0)), total)
+    return _Hypothesis(Candidates(pieces, spans, x, boxes_out, proba, features, 1.0, (0, 0), chosen), total)
 
 
 def _render_group(group: Sequence[_Piece], box: list[int], ctx: _Context, r: int, pad: int) -> list[Any] | None:
