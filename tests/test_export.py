@@ -257,10 +257,33 @@ def test_two_worker_processes_answer_like_one_and_stop_with_their_parent(exporte
         # Killed outright, the supervisor cannot stop its workers: they notice and stop themselves.
         os.kill(server.proc.pid, signal.SIGKILL)
         server.proc.wait()
-        deadline = time.monotonic() + 20
-        while any(map(_alive, workers)):
-            assert time.monotonic() < deadline, "worker processes outlived their killed parent"
-            time.sleep(0.2)
+        _stop_with_parent(workers)
+    # The same while the workers are still starting (importing, loading the run): killed as soon as they exist.
+    with open(tmp_path / "early.log", "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "mnistlab.cli", "serve", str(run_dir), "--port", "0",
+                                 "--workers", "2"], stdout=out, stderr=subprocess.STDOUT, env=cli_env())
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := _workers(proc.pid)) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "early.log").read_text()
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        _stop_with_parent(workers)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _stop_with_parent(workers: list[int]) -> None:
+    """Wait for the worker processes of a `serve` killed outright to notice and stop themselves."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while any(map(_alive, workers)):
+        assert time.monotonic() < deadline, "worker processes outlived their killed parent"
+        time.sleep(0.2)
 
 
 def test_exports_run_augmentation_layers_in_inference_mode(tmp_path):

@@ -428,11 +428,15 @@ def worker_app() -> Any:
     from ..runs import load_run
 
     settings = json.loads(os.environ[_WORKER_ENV])
-    parent = os.getppid()
+    # The supervisor's pid comes from the supervisor, not from os.getppid() here: a worker reaches this point only
+    # after its imports (seconds on a busy machine), and a supervisor killed before then has already left it to
+    # init, whose pid getppid() would then answer; watched for, it would never go away.
+    parent = settings["parent"]
 
     def orphaned() -> None:
         # uvicorn's supervisor stops its workers on Ctrl-C and SIGTERM; a supervisor killed outright (SIGKILL)
-        # cannot, so a worker whose parent is gone stops itself (SIGTERM: uvicorn's graceful shutdown).
+        # cannot, so a worker whose parent is gone stops itself (SIGTERM: uvicorn's graceful shutdown, or, while
+        # the run is still loading, uvicorn's signal capture ends the start-up).
         while os.getppid() == parent:
             time.sleep(1.0)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -512,7 +516,7 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, allow_
         else:
             # uvicorn's own supervisor: it spawns the workers on the socket taken above, restarts one that dies, and
             # stops them all on Ctrl-C or SIGTERM. Each worker loads the run itself (worker_app).
-            os.environ[_WORKER_ENV] = json.dumps({"run_dir": str(Path(run_dir).resolve()),
+            os.environ[_WORKER_ENV] = json.dumps({"run_dir": str(Path(run_dir).resolve()), "parent": os.getpid(),
                                                   "allow_partial": allow_partial, "engine": run.engine})
             config = uvicorn.Config("mnistlab.serve.app:worker_app", factory=True, workers=workers, **options)
             del run  # the parent only supervises
