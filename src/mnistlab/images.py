@@ -92,6 +92,9 @@ LINE_REST = 0.25  # ... beside at least this much other ink (of the line's area)
 LINE_SPAN = 0.9  # ... and at least this many times as long as the rest of the ink is wide (tall, if vertical) ...
 LINE_THIN = 0.08  # ... and at most this fraction of its length thick ...
 LINE_PEN = 1.3  # ... and thinner than this many times the pen's width in the rest of the ink is a printed line
+LINE_THIN_PEN = 0.6  # a line this many times the pen's width or thinner, ending on the paper, needs to reach past
+#                     the ink at one end only ...
+LINE_HAIR = 0.3  # ... and a line this thin needs only that, whatever its other end meets
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 _RESAMPLE = Image.Resampling
@@ -737,11 +740,14 @@ def _printed_lines(mask: np.ndarray) -> np.ndarray | None:
     a morphological opening with a 1-pixel-wide bar, OpenCV), not along the picture's own edge, thin (at most
     `LINE_THIN` of its length and under `LINE_PEN` times the pen width of the other ink), at least `LINE_SPAN`
     times as long as the rest of the ink is wide, with other ink beside it worth `LINE_REST` of its area, and
-    either standing apart beside that ink (`_beside`) or reaching past it at BOTH ends (`LINE_OVERHANG` of its
-    length, 2 px at least; an end that meets the other direction's line, a box's corner, counts). A digit's own
-    straight strokes fail that: the bar of a 7 or a 5 and the foot of a 2 end where another stroke starts, the
-    stem of a 1 or a 4 is the ink's whole height, a lone stroke has no other ink beside it, and a pen's strokes
-    are as thick as its others. Where a stroke crosses the line (its run across the line is longer than the line
+    either standing apart beside that ink (`_beside`) or reaching past it at both ends (`LINE_OVERHANG` of its
+    length, 2 px at least; an end that meets the other direction's line, a box's corner, counts). "The rest" is
+    the digit `_digit_components` would keep from it, so that a scan's salt noise does not widen it. At one end
+    is enough for a line plainly thinner than the writing (`LINE_THIN_PEN` of the pen) whose other end stops on
+    the paper, and for a hairline (`LINE_HAIR`) whatever its other end meets: the digit written in the box's
+    corner, its foot on the line. A digit's own straight strokes fail all that: the bar of a 7 or a 5, the foot
+    of a 2 and the stem of a 9 go on into another stroke where they stop, the stem of a 1 or a 4 is the ink's
+    whole height, a lone stroke has no other ink beside it, and a pen's strokes are as thick as its others. Where a stroke crosses the line (its run across the line is longer than the line
     is thick), its pixels stay. Every threshold was set on development pictures so that none of MNIST's held-out
     training digits and none of the handwriting benchmark's pictures changes (docs/benchmarks.md).
     """
@@ -796,13 +802,16 @@ def _printed_lines(mask: np.ndarray) -> np.ndarray | None:
     # The pen's width in the rest: a printed line is thinner than the strokes written beside it (a digit's own
     # bar, in a font or from a tablet, is as thick as its other strokes).
     pen = _stroke_width(np.take(np.concatenate([[False], big]), labels))
+    # The digit's extent in the rest: the components `_digit_components` would keep, so that specks of the
+    # paper (salt noise on a black-and-white scan, a few pixels each) far from the digit do not widen it.
+    digit, (top, left, bottom, right), _ = _digit_components(rest)
+    extent = np.array([[left, top, right - left, bottom - top]])  # as OpenCV's stats: left, top, width, height
     whole = None  # the ink's own components, labelled once if a line needs them (`_beside`)
     found = None
     for axis, line in bars.items():
         if int(st[:, cv2.CC_STAT_AREA].sum()) < LINE_REST * np.count_nonzero(line):
             continue
-        start = st[:, cv2.CC_STAT_LEFT] if axis == 0 else st[:, cv2.CC_STAT_TOP]
-        r0, r1 = start.min(), (start + st[:, cv2.CC_STAT_WIDTH if axis == 0 else cv2.CC_STAT_HEIGHT]).max() - 1
+        r0, r1 = (left, right - 1) if axis == 0 else (top, bottom - 1)
         l0, l1 = np.flatnonzero(line.any(axis=axis))[[0, -1]]
         span = l1 - l0 + 1
         across = run_lengths(mask, axis)
@@ -812,21 +821,33 @@ def _printed_lines(mask: np.ndarray) -> np.ndarray | None:
             continue
         if whole is None:
             whole = cv2.connectedComponentsWithStats(u8, connectivity=8)[1:3]
-        if _beside(*whole, line, axis, st):
+        if _beside(*whole, line, axis, extent):
             found = line if found is None else found | line
             continue
         # Each end reaches past the rest of the ink, or meets the other direction's line (a box's corner).
         reach = max(2.0, LINE_OVERHANG * span)
         other = bars.get(1 - axis)
-        ends = []
+        ends, free = [], []
         for end, past in ((l0, l0 <= r0 - reach), (l1, l1 >= r1 + reach)):
+            rows = np.flatnonzero(line[:, end] if axis == 0 else line[end])  # where the line ends, across
             if not past and other is not None:
                 lo, hi = max(0, end - round(thick) - 2), end + round(thick) + 3
-                rows = np.flatnonzero(line[:, end] if axis == 0 else line[end])  # where the line ends, across
                 a, b = max(0, rows[0] - 2), rows[-1] + 3
                 past = bool(other[a:b, lo:hi].any() if axis == 0 else other[lo:hi, a:b].any())
             ends.append(past)
-        if not all(ends):
+            # Nothing of the digit just beyond this end, either side of the line: a stroke of the digit (the stem
+            # of a 9, the foot of a 2, the bar of a 4) goes on into the rest of it where it stops; a box's line
+            # ends on the paper.
+            g = max(2, round(thick) + 2)
+            lo, hi = max(0, end - g), end + g + 1
+            a, b = max(0, rows[0] - g), rows[-1] + g + 1
+            free.append(not (digit[a:b, lo:hi].any() if axis == 0 else digit[lo:hi, a:b].any()))
+        # One end may stop inside the digit's extent (the digit written near the box's corner) where it ends on
+        # the paper and the line is plainly thinner than the writing (a digit's own stroke is as thick as its
+        # others).
+        one_end = any(ends) and (thick <= LINE_HAIR * pen
+                                 or thick <= LINE_THIN_PEN * pen and all(past or f for past, f in zip(ends, free)))
+        if not all(ends) and not one_end:
             continue
         # Keep the crossings: the line's thickness is its typical run across; a stroke through it is longer.
         line = line & (across <= thick + 1)
