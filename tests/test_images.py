@@ -463,6 +463,22 @@ def test_a_bold_digit_filling_a_textured_crop_stands_out_from_its_paper(data_dir
         assert correlation(images.preprocess(buf.getvalue()), images.preprocess(clean)) > 0.8
 
 
+def test_a_bold_digit_that_is_half_the_close_crop_is_still_dark_ink_on_paper(data_dir):
+    # A close crop (a record's cell) of a bold 0 written with a broad pen: more ink than paper in the picture, yet
+    # its sides are paper. The picture's median is ink there, so the paper was taken for ink.
+    (x, y), _ = mnistlab.load_data(data_dir=data_dir)
+    i = int(np.flatnonzero(y[54000:] == 0)[0]) + 54000
+    rows, cols = np.flatnonzero(x[i].any(1)), np.flatnonzero(x[i].any(0))
+    box = Image.fromarray(x[i][rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1])
+    ink = np.asarray(box.resize((40, 60), Image.Resampling.BILINEAR).filter(ImageFilter.MaxFilter(9)),
+                     np.float32) / 255
+    ink = np.pad(ink, 3)
+    assert (ink > 0.5).mean() > 0.5
+    picture = (200 - 140 * ink).astype(np.uint8)  # grey-brown ink on light paper
+    clean = np.pad(255 - (ink * 255).astype(np.uint8), 20, constant_values=255)
+    assert correlation(images.preprocess(picture), images.preprocess(clean)) > 0.8
+
+
 def form_field(digit: np.ndarray, lines: str, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """A form field scanned in black and white: the digit (binary, about 60% of the field) and printed lines
     ('h': along the bottom, beyond the digit at both ends; 'v': beside it, a corner with 'h'), as 0/255 pictures

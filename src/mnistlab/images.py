@@ -681,9 +681,19 @@ def _threshold_stats(s: np.ndarray) -> tuple[float, float, float, float]:
 
 def _ink_is_bright(g: np.ndarray) -> bool:
     """Whether the ink is brighter than the paper: the picture's median is paper, and the ink is the side
-    of it whose clear deviations (beyond gradients and noise) carry more weight."""
+    of it whose clear deviations (beyond gradients and noise) carry more weight.
+
+    In a picture of at most `TIGHT_MAX` pixels (a dataset's cell, a form field, a close crop) the paper is the
+    level of the outermost ring instead, as for `_with_margin`: a bold digit cropped close can be more ink than
+    paper without touching the sides much (a historical record's 0: half the picture), and there the median is
+    ink, which made the paper the "ink"."""
+    h, w = g.shape
+    if max(h, w) <= TIGHT_MAX and min(h, w) > 2:
+        paper = float(_median(np.concatenate([g[0], g[-1], g[1:-1, 0], g[1:-1, -1]])))
+    else:
+        paper = None
     sample = g[:: max(1, g.shape[0] // 128), :: max(1, g.shape[1] // 128)]
-    r = sample - float(_median(sample))
+    r = sample - (float(_median(sample)) if paper is None else paper)
     return float(np.clip(r - POLARITY_MARGIN, 0, None).sum()) > float(np.clip(-r - POLARITY_MARGIN, 0, None).sum())
 
 
