@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import socket
+import sys
 import threading
 import urllib.request
 
@@ -391,3 +392,36 @@ def test_bad_corrections_are_refused_and_nothing_is_saved(trained_run, digits, t
     (tmp_path / "a-file").write_text("x")
     with pytest.raises(UsageError, match=r"^corrections='.*a-file': not a folder"):
         create_app(mnistlab.load_run(trained_run.path), corrections=tmp_path / "a-file")
+
+
+_BURSTS = """
+import resource, sys
+import numpy as np
+from mnistlab.backend import keep_freed_memory
+kept = keep_freed_memory()
+def burst():  # what a canvas request does to memory: a few dozen arrays of 0.3 MB, made and freed
+    arrays = [np.ones((280, 280), np.float32) for _ in range(20)]
+    del arrays
+burst()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    burst()
+print(kept, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_the_server_process_keeps_freed_memory_unless_the_user_set_glibcs_own():
+    import subprocess
+
+    from helpers import cli_env
+
+    def bursts(**env: str) -> tuple[str, float]:
+        out = subprocess.run([sys.executable, "-c", _BURSTS], env={**cli_env(), **env}, capture_output=True,
+                             text=True, check=True).stdout.split()
+        return out[0], float(out[1])
+
+    kept, faults = bursts()
+    assert kept == "True" and faults < 10, faults  # glibc's defaults: about 1,500 page faults a burst
+    # A user's own setting of glibc's allocator wins: nothing is changed.
+    assert bursts(MALLOC_MMAP_THRESHOLD_="131072")[0] == "False"
