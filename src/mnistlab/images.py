@@ -606,13 +606,26 @@ def _rank_filter(a: np.ndarray, size: int, reduce: Any) -> np.ndarray:
 
 
 def _median(a: np.ndarray) -> Any:
-    """np.median of an array without NaNs, the same value without its per-call overhead (0.17 ms against 0.23)."""
+    """np.median of an array without NaNs, the same value without its per-call overhead (0.17 ms against 0.23).
+
+    When more than half of a large float array is its minimum (or its maximum), that is the median, found with a
+    reduction and a count instead of a partition: so it is on a canvas or a clean scan, whose paper is one level
+    (white, or 0 once the background is taken away). A canvas' three medians over 19,600 samples cost 0.13 ms that
+    way, 0.03 ms this way; elsewhere the check costs about 5 us.
+    """
     a = np.asarray(a).ravel()
     k = a.size // 2
+    if a.size >= _MEDIAN_SHORTCUT and a.dtype.kind == "f":
+        for extreme in (a.min(), a.max()):
+            if np.count_nonzero(a == extreme) > k:
+                return extreme  # the middle value(s): the same scalar type that indexing the partition gives
     if a.size % 2:
         return np.partition(a, k)[k]
     p = np.partition(a, (k - 1, k))
     return (p[k - 1] + p[k]) / 2
+
+
+_MEDIAN_SHORTCUT = 1024  # below this many values a partition is as quick as the check
 
 
 @functools.lru_cache(maxsize=64)
@@ -634,15 +647,17 @@ def _smooth(a: np.ndarray) -> np.ndarray:
         b = np.pad(a, 1, mode="edge")
         b = 0.25 * b[:-2] + 0.5 * b[1:-1] + 0.25 * b[2:]
         return (0.25 * b[:, :-2] + 0.5 * b[:, 1:-1] + 0.25 * b[:, 2:]).astype(np.float32)
+    # The same sums, with the quarters and halves taken out: scaling by a power of two is exact, so
+    # (0.25 x + 0.5 y) + 0.25 z == 0.25 ((x + 2 y) + z) bit for bit (values here are 0..1, far from float32's
+    # subnormals), and both passes' quarters become one sixteenth at the end: 7 passes over the picture, not 10.
     b = cv2.copyMakeBorder(np.ascontiguousarray(a), 1, 1, 1, 1, cv2.BORDER_REPLICATE)
-    rows, tmp = np.multiply(b[:-2], 0.25), np.multiply(b[1:-1], 0.5)
-    rows += tmp
-    np.multiply(b[2:], 0.25, out=tmp)
-    rows += tmp
-    out, tmp = np.multiply(rows[:, :-2], 0.25), np.multiply(rows[:, 1:-1], 0.5)
-    out += tmp
-    np.multiply(rows[:, 2:], 0.25, out=tmp)
-    out += tmp
+    rows = np.multiply(b[1:-1], 2.0, dtype=np.float32)
+    rows += b[:-2]
+    rows += b[2:]
+    out = np.multiply(rows[:, 1:-1], 2.0, dtype=np.float32)
+    out += rows[:, :-2]
+    out += rows[:, 2:]
+    out *= np.float32(0.0625)
     return out
 
 

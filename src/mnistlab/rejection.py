@@ -126,17 +126,26 @@ def _features_v1(x: np.ndarray, proba: np.ndarray, mean: np.ndarray, components:
 
 
 def _conv_relu_pool(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """A 3x3 'valid' convolution (N, H, W, C) -> ReLU -> 2x2 max pooling, as Keras' Conv2D and MaxPooling2D."""
-    n, h, w, _ = x.shape
+    """A 3x3 'valid' convolution (N, H, W, C) -> ReLU -> 2x2 max pooling, as Keras' Conv2D and MaxPooling2D.
+
+    Every product is one 2-D matrix product (BLAS once, not once per image row as a 4-D operand gets from
+    `np.matmul`), with the same sums in the same order: the values are those of the per-row products, bit for bit.
+    """
+    n, h, w, c_in = x.shape
     h, w = h - 2, w - 2
-    if x.shape[-1] == 1:  # one channel: one product with the 9 taps side by side (nine with 1 would be slow)
-        taps = np.lib.stride_tricks.sliding_window_view(x[..., 0], (3, 3), axis=(1, 2)).reshape(n, h, w, 9)
+    if c_in == 1:  # one channel: one product with the 9 taps side by side (nine with 1 would be slow)
+        taps = np.lib.stride_tricks.sliding_window_view(x[..., 0], (3, 3), axis=(1, 2)).reshape(n * h * w, 9)
         y = taps @ kernel.reshape(9, -1)
-    else:  # nine shifted matrix products, one per kernel tap: BLAS-sized, no window copies
-        y = sum(x[:, i: i + h, j: j + w] @ kernel[i, j] for i in range(3) for j in range(3))
-    y = np.maximum(y + bias, 0)
-    c = y.shape[-1]
-    return y[:, : h // 2 * 2, : w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c).max((2, 4))
+    else:  # nine shifted matrix products, one per kernel tap, summed in the order i, j
+        y = None
+        for i in range(3):
+            for j in range(3):
+                tap = np.ascontiguousarray(x[:, i: i + h, j: j + w]).reshape(-1, c_in) @ kernel[i, j]
+                y = tap if y is None else np.add(y, tap, out=y)
+    y += bias
+    np.maximum(y, 0, out=y)
+    y = y.reshape(n, h, w, -1)[:, : h // 2 * 2, : w // 2 * 2]
+    return np.maximum(np.maximum(y[:, 0::2, 0::2], y[:, 0::2, 1::2]), np.maximum(y[:, 1::2, 0::2], y[:, 1::2, 1::2]))
 
 
 def _conv_forward(x: np.ndarray, e: np.ndarray, w: dict[str, np.ndarray]) -> np.ndarray:
