@@ -640,8 +640,9 @@ def _smooth(a: np.ndarray) -> np.ndarray:
     """A light [1, 2, 1] binomial blur in both directions (sigma about 0.7 px) against noise and JPEG blocks.
 
     Hand-written rather than cv2.sepFilter2D: OpenCV sums the three taps in another order, which moves values
-    by a rounding step and so, rarely, a pixel across the ink threshold. This is NumPy's order, without
-    temporaries (edges repeated by OpenCV's border copy, faster than np.pad).
+    by a rounding step and so, rarely, a pixel across the ink threshold. This gives the values of NumPy's
+    0.25 / 0.5 / 0.25 sums bit for bit (below), with few temporaries (edges repeated by OpenCV's border copy, faster
+    than np.pad).
     """
     if a.dtype != np.float32 or a.ndim != 2 or min(a.shape) == 0:
         b = np.pad(a, 1, mode="edge")
