@@ -411,6 +411,15 @@ def test_rewritten_steps_compute_what_the_plain_numpy_did():
     near = rng.random(a.shape) < 0.3
     assert np.array_equal(images._histogram(a, near.astype(np.uint8)),
                           np.bincount(np.minimum((a[near] * 255.0).astype(np.int32), 255), minlength=256))
+    # The median's shortcut for a picture whose paper is one level: np.median's value and type, either side of
+    # "more than half", at the minimum, the maximum and neither, for odd and even sizes.
+    for n in (1024, 1025, 19600):
+        for share in (0.0, 0.4999, 0.5, 0.5001, 0.9):
+            for level in (0.0, 1.0, 0.5):
+                v = rng.random(n, dtype=np.float32)
+                v[rng.choice(n, int(share * n), replace=False)] = level
+                got, want = images._median(v), np.median(v)
+                assert got == want and got.dtype == np.float32, (n, share, level, got, want)
 
 
 @pytest.mark.parametrize("size, binary", [((16, 16), False), ((16, 16), True), ((32, 32), True), ((40, 64), False)])
