@@ -228,7 +228,9 @@ def _flatten(im: Image.Image, name: str) -> Image.Image:
     except Exception as e:
         raise ImageError(f"{name}: cannot convert {mode} pixels: {_reason(e)}") from None
     if im.mode in ("RGBA", "LA"):
-        if im.getextrema()[-1][0] == 255:
+        # The alpha band's minimum alone: getextrema() of the whole image scanned every band (0.20 against
+        # 0.04 ms for a 280x280 canvas).
+        if im.getchannel("A").getextrema()[0] == 255:
             # Opaque (the page's canvas: browsers send RGBA PNGs): the colour as it is, which is what `_composite`
             # gives too, here without the round trip through NumPy (0.30 against 0.37 ms for a 280x280 canvas).
             return im.convert("RGB" if im.mode == "RGBA" else "L")
