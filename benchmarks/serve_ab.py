@@ -29,16 +29,12 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
 import mnistlab  # noqa: E402
-from serve_latency import canvas, cpu_seconds, multipart, post, start_server  # noqa: E402
+from serve_latency import canvas, cpu_seconds, multipart, post, process_tree, start_server  # noqa: E402
 
 
 def minor_faults(pid: int) -> int:
     """Minor page faults of a process and its living children (Linux /proc)."""
-    total = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            total += minor_faults(int(child))
-    return total
+    return sum(int(f[7]) for f in process_tree(pid))
 
 
 def main() -> None:

@@ -82,14 +82,17 @@ def post(conn: http.client.HTTPConnection, body: bytes, ctype: str) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its living children (`serve`'s workers; Linux /proc), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def process_tree(pid: int):
+    """A process and its living descendants (`serve`'s workers), as /proc/PID/stat's fields after the name."""
+    yield Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     for task in Path(f"/proc/{pid}/task").iterdir():
         for child in (task / "children").read_text().split():
-            total += cpu_seconds(int(child))
-    return total
+            yield from process_tree(int(child))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its living children (`serve`'s workers; Linux /proc), in seconds."""
+    return sum((int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK") for f in process_tree(pid))
 
 
 def start_server(run_dir: str, env: dict, engine: str = "auto", workers: int | None = None) -> tuple[subprocess.Popen, int]:

@@ -9,6 +9,7 @@ the temperature the run fitted on held-out data (calibration.py).
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
 from pathlib import Path
@@ -156,13 +157,10 @@ def classify(run: Run, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Calibrated probabilities (N, 10) and not-a-digit refusals (N,) for preprocessed (N, 28, 28) images."""
     if not len(x):
         return np.zeros((0, 10), np.float32), np.zeros(0, bool)
-    if len(x) <= SMALL_BATCH:
-        proba, not_digit = calibrated(run, x, run.predict_proba(x))
-    else:
-        from .backend import one_blas_thread
+    from .backend import one_blas_thread
 
-        with one_blas_thread():
-            proba, not_digit = calibrated(run, x, run.predict_proba(x))
+    with one_blas_thread() if len(x) > SMALL_BATCH else contextlib.nullcontext():
+        proba, not_digit = calibrated(run, x, run.predict_proba(x))
     refused = not_digit > run.rejector.threshold if not_digit is not None else np.zeros(len(x), bool)
     return proba, refused
 

@@ -425,9 +425,8 @@ def worker_app() -> Any:
     import threading
     import time
 
-    from ..runs import load_run
-
     from ..backend import keep_freed_memory
+    from ..runs import load_run
 
     keep_freed_memory()  # the pages a request frees stay for the next one (backend.py says why)
     settings = json.loads(os.environ[_WORKER_ENV])
