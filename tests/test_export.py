@@ -66,6 +66,41 @@ def test_onnx_file_agrees_with_keras_on_other_images(exported, trained_run, test
     assert (got.argmax(1) == want.argmax(1)).all() and np.abs(got - want).max() <= 1e-4
 
 
+def test_the_onnx_export_brings_the_detector_scoring_like_numpy(exported, test_digits):
+    """The onnxruntime path scores not-a-digit with the detector's ONNX copy: within 1e-3 of NumPy's log-odds,
+    the same refusals, on test digits and generated non-digits it was not checked on."""
+    from mnistlab import rejection
+
+    run_dir, _ = exported
+    detector = runs.detector_export_path(run_dir)
+    record = json.loads(runs.parity_path(detector).read_text())
+    assert detector.is_file() and record["passed"] and record["same_refusal"] == record["images"] == 1300
+    assert record["rejection_sha256"] == runs.file_sha256(run_dir / runs.REJECTION_FILE)
+    onnx, plain = runs.load_run(run_dir, engine="onnx"), runs.load_run(run_dir, engine="keras")
+    assert onnx.rejector.runtime is not None and plain.rejector.runtime is None
+    others = rejection.negatives(100, np.random.default_rng(5), test_digits[0][:500].astype(np.float32) / 255)
+    x = np.concatenate([test_digits[0][1000:1200].astype(np.float32) / 255, others])
+    proba = onnx.predict_proba(x)
+    got, want = onnx.rejector.score(x, proba), plain.rejector.score(x, proba)
+    assert np.abs(got - want).max() <= 1e-3
+    assert ((got > onnx.rejector.threshold) == (want > plain.rejector.threshold)).all()
+    assert (want > plain.rejector.threshold).sum() >= 50  # the non-digits' side was scored too
+    assert onnx.rejector.score(x[:0], proba[:0]).shape == (0,)
+    assert f"`{runs.DETECTOR_EXPORT}`" in (run_dir / runs.EXPORT_DIR / runs.MODEL_CARD_FILE).read_text()
+
+
+def test_a_detector_copy_from_another_rejection_file_is_not_used(exported, tmp_path):
+    """A refitted or fine-tuned detector (another rejection.npz) must not be scored by the old copy."""
+    from mnistlab.rejection import Rejector
+
+    run_dir = copy_run(exported[0], tmp_path / "run")
+    old = Rejector.load(run_dir / runs.REJECTION_FILE)
+    Rejector(old.weights, old.threshold + 1.0, old.version).save(run_dir / runs.REJECTION_FILE)
+    run = runs.load_run(run_dir, engine="onnx")
+    assert run.engine == "onnx" and run.rejector.runtime is None
+    assert run.rejector.threshold == pytest.approx(old.threshold + 1.0)
+
+
 def test_model_card_describes_the_run_and_every_export(exported, trained_run):
     run_dir, records = exported
     card = (run_dir / runs.EXPORT_DIR / runs.MODEL_CARD_FILE).read_text()
@@ -158,24 +193,25 @@ def test_predict_through_onnxruntime_never_imports_tensorflow(exported, trained_
     for name in [runs.METRICS_FILE, runs.REJECTION_FILE]:
         if (run_dir / name).is_file():
             shutil.copy(run_dir / name, bundle)
-    onnx = runs.export_path(run_dir, "onnx")
-    for f in [onnx, runs.parity_path(onnx)]:
+    onnx, detector = runs.export_path(run_dir, "onnx"), runs.detector_export_path(run_dir)
+    for f in [onnx, runs.parity_path(onnx), detector, runs.parity_path(detector)]:
         shutil.copy(f, bundle / runs.EXPORT_DIR)
     x, _ = test_digits
     pictures = []
     for i in range(5):
         pictures.append(tmp_path / f"d{i}.png")
         pictures[-1].write_bytes(canvas_png(x[i]))
-    code = ("import contextlib, io, json, sys\nfrom mnistlab.cli import main\n"
+    code = ("import contextlib, io, json, sys\nfrom mnistlab.cli import main\nfrom mnistlab.runs import load_run\n"
             f"rc = main(['predict', {str(bundle)!r}, *{[str(p) for p in pictures]!r}, '--json'])\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             f"    rc += main(['read', {str(bundle)!r}, {str(pictures[0])!r}])\n"
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras', 'jax', "
             "'torch'))\n"
-            "print(json.dumps({'rc': rc, 'heavy': heavy}), file=sys.stderr)\n")
+            f"onnx_detector = load_run({str(bundle)!r}).rejector.runtime is not None\n"
+            "print(json.dumps({'rc': rc, 'heavy': heavy, 'onnx_detector': onnx_detector}), file=sys.stderr)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=120)
     summary = json.loads(done.stderr.strip().splitlines()[-1])
-    assert summary == {"rc": 0, "heavy": []}, done.stderr
+    assert summary == {"rc": 0, "heavy": [], "onnx_detector": True}, done.stderr
     got = json.loads(done.stdout)
     want = mnistlab.predict(runs.load_run(trained_run.path, engine="keras"), pictures)
     assert any(g["digit"] is not None for g in got)

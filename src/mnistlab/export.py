@@ -40,6 +40,8 @@ TOLERANCE = 1e-4  # largest allowed |probability difference| from Keras for a fl
 INT8_MAX_DROP_POINTS = 0.2  # largest allowed loss of test accuracy, in percentage points, for an int8 export
 REPRESENTATIVE_IMAGES = 500  # training images that calibrate int8 activation ranges
 LATENCY_CALLS = 50  # single-image calls timed for the record's ms_per_image
+DETECTOR_TOLERANCE = 1e-3  # largest allowed |log-odds difference| of the detector's ONNX copy from NumPy's
+DETECTOR_NEGATIVES = 300  # generated non-digits its check scores besides the parity images
 
 
 class ExportError(RunError):
@@ -109,11 +111,67 @@ def export_run(run_dir: str | os.PathLike, format: str = "onnx", *, quantize: st
                               "This is a converter problem worth reporting with the run's recipe")
         runs.parity_path(target).unlink(missing_ok=True)  # the old export's record must not describe the new one
     write_json(runs.parity_path(target), record)
+    if format == "onnx" and out is None:
+        _export_detector(run, x_check, reference, log)
     write_model_card(target, run)
     log(f"mnistlab: {_verdict(record)}")
     log(f"mnistlab: {format} export: {target} ({record['bytes'] / 1e6:.2f} MB); figures: {runs.parity_path(target)}; "
         f"model card: {runs.model_card_path(target)}")
     return record
+
+
+# --- the not-a-digit detector in ONNX -------------------------------------------------------------------------
+
+
+def _export_detector(run: runs.Run, x_check: np.ndarray, proba_check: np.ndarray, log: Callable[[str], None]) -> None:
+    """Beside the run's own ONNX export: its not-a-digit detector as ONNX too (RUN/export/rejection.onnx), checked
+    against the NumPy detector, so that the onnxruntime path scores a picture in one call (`runs.Run.rejector`).
+
+    Checked on the parity images and on generated non-digits (the detector's other side), with the model's
+    probabilities: kept when every score is within DETECTOR_TOLERANCE of NumPy's and every refusal the same.
+    A run without a detector, or with a first-version one, has nothing to export; a detector that fails its check
+    is not kept, and the run keeps scoring with NumPy (same answers, slower): a warning, not an error.
+    """
+    from . import rejection
+
+    target = runs.detector_export_path(run.path)
+    for stale in (target, runs.parity_path(target)):  # never a detector record describing another detector
+        stale.unlink(missing_ok=True)
+    rejector = run.rejector
+    if rejector is None or rejector.version != rejection.VERSION:
+        return
+    rng = np.random.default_rng(0)
+    digits = x_check.astype(np.float32) / 255.0 if x_check.dtype == np.uint8 else x_check.astype(np.float32)
+    others = rejection.negatives(DETECTOR_NEGATIVES, rng, digits)
+    x = np.concatenate([digits, others])
+    proba = np.concatenate([proba_check, run.predict_proba(others)]).astype(np.float32)
+    try:
+        with atomic_path(target) as tmp:
+            with _quiet():
+                rejection.keras_scorer(rejector).export(str(tmp), format="onnx", verbose=False)
+                score = runs.onnx_detector(tmp, threads=0)
+                got, want = score(x, proba), rejector.score(x, proba)
+            diff = float(np.abs(got.astype(np.float64) - want).max())
+            same = int(((got > rejector.threshold) == (want > rejector.threshold)).sum())
+            record = {"images": int(len(x)), "digits": int(len(digits)), "non_digits": int(len(others)),
+                      "max_abs_diff": diff, "tolerance": DETECTOR_TOLERANCE, "same_refusal": same,
+                      "passed": diff <= DETECTOR_TOLERANCE and same == len(x), "file": target.name,
+                      "bytes": tmp.stat().st_size, "sha256": runs.file_sha256(tmp),
+                      "rejection_sha256": runs.file_sha256(run.path / runs.REJECTION_FILE),
+                      "ms_per_image": _latency(lambda one: score(one, proba[:1]), digits[:1])}
+            if not record["passed"]:
+                raise _Discard
+    except _Discard:
+        log(f"mnistlab: warning: the not-a-digit detector's ONNX copy does not match NumPy (max |score "
+            f"difference| {diff:.2e}, same refusal {same}/{len(x)}); not kept, the detector runs in NumPy")
+        return
+    write_json(runs.parity_path(target), record)
+    log(f"mnistlab: not-a-digit detector as ONNX: {target} (scores on {len(x):,} pictures within {diff:.1e} of NumPy's, "
+        f"the same refusals; {record['ms_per_image']:.3f} ms a picture)")
+
+
+class _Discard(Exception):
+    """Leaves an atomic write's temporary file unpublished (raised inside `atomic_path`, caught around it)."""
 
 
 # --- making and running an export -----------------------------------------------------------------------------
@@ -412,8 +470,14 @@ def model_card(run: runs.Run, records: list[dict[str, Any]]) -> str:
     else:
         lines += ["Calibration: the run records none (its confidences are the raw softmax).", ""]
     if (run.path / runs.REJECTION_FILE).is_file():
-        lines += [f"Not-a-digit refusals: mnistlab refuses pictures that are not digits with a NumPy detector stored "
-                  f"beside the run (`{runs.REJECTION_FILE}`); it is not part of these exports.", ""]
+        detector = runs.read_parity(runs.detector_export_path(run.path))
+        copy = (f" Its ONNX copy `{runs.DETECTOR_EXPORT}` (inputs the 28x28 image and these exports' probabilities, "
+                f"output the log-odds; refused above {run.rejector.threshold:.3f}) is what mnistlab runs beside "
+                f"`model.onnx`: scores within {detector['max_abs_diff']:.1e} of NumPy's on {detector['images']:,} "
+                f"pictures, the same refusals." if detector and detector.get("passed") else "")
+        lines += [f"Not-a-digit refusals: mnistlab refuses pictures that are not digits with a small detector stored "
+                  f"beside the run (`{runs.REJECTION_FILE}`, run in NumPy); it is not part of the exports "
+                  f"above.{copy}", ""]
     lines += [
         "## Input contract",
         "",

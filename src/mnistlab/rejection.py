@@ -52,11 +52,16 @@ class Rejector:
     weights: dict[str, np.ndarray] = field(repr=False)
     threshold: float  # a score above this is refused
     version: int = VERSION
+    # Where the run has a checked ONNX copy of this detector (`keras_scorer`, written by `mnistlab export`):
+    # a function (x, proba) -> log-odds running it with onnxruntime, used instead of the NumPy layers.
+    runtime: Any = field(default=None, repr=False, compare=False)
 
     def score(self, x: np.ndarray, proba: np.ndarray) -> np.ndarray:
         """Log-odds that each (N, 28, 28) image in [0, 1] with probabilities (N, 10) is not a digit."""
         w = self.weights
         x = np.asarray(x, np.float32).reshape(-1, 28, 28)
+        if self.runtime is not None:
+            return self.runtime(x, np.asarray(proba, np.float32))
         if self.version == 1:
             f = (_features_v1(x, proba, w["mean"], w["components"], w["variances"]) - w["feat_mean"]) / w["feat_std"]
             return (np.maximum(f @ w["w1"] + w["b1"], 0) @ w["w2"] + w["b2"])[:, 0]
@@ -90,6 +95,48 @@ class Rejector:
             weights = {k: np.asarray(z[k], np.float32) for k in z.files if k not in ("threshold", "version")}
             version = int(z["version"]) if "version" in z.files else 1
             return cls(weights, float(z["threshold"]), version)
+
+
+def keras_scorer(rejector: Rejector) -> Any:
+    """The whole score of a version-3 detector as one Keras model: inputs "image" (N, 28, 28) in [0, 1] and
+    "probabilities" (N, 10), output the log-odds (N, 1); what `mnistlab export` converts to ONNX with Keras' own
+    exporter, so that a server runs the detector in one onnxruntime call instead of some fifty small NumPy ones
+    (0.06 against 0.15 ms for one picture). The extras are the same formulas as `extras` in Keras' operations
+    (counts are exact in float32; sums and logarithms agree to rounding: `export` checks the scores against NumPy).
+    """
+    if rejector.version != VERSION:
+        raise ValueError(f"only a version-{VERSION} detector has a Keras form (this one is version {rejector.version})")
+    from .backend import import_keras
+
+    keras = import_keras()
+    ops = keras.ops
+    w = rejector.weights
+
+    class Extras(keras.layers.Layer):
+        """`extras`, normalised as `Rejector.score` normalises it."""
+
+        def call(self, x: Any, p: Any) -> Any:
+            m = ops.cast(ops.greater(x, 0.35), "float32")
+            area = ops.sum(m, axis=(1, 2)) + 1e-6
+            perimeter = ops.sum(ops.abs(m[:, 1:] - m[:, :-1]), axis=(1, 2)) + \
+                ops.sum(ops.abs(m[:, :, 1:] - m[:, :, :-1]), axis=(1, 2))
+            rows, cols = ops.sum(ops.max(m, axis=2), axis=1), ops.sum(ops.max(m, axis=1), axis=1)
+            cross_r = ops.sum(ops.abs(m[:, 14, 1:] - m[:, 14, :-1]), axis=1) / 2
+            cross_c = ops.sum(ops.abs(m[:, 1:, 14] - m[:, :-1, 14]), axis=1) / 2
+            solid = ops.sum(ops.cast(ops.greater(x, 0.9), "float32"), axis=(1, 2)) / area
+            stats = ops.stack([2 * area / ops.maximum(perimeter, 1.0), area / ops.maximum(rows * cols, 1.0),
+                               ops.sum(x, axis=(1, 2)) / 100, solid, rows / 20, cols / 20, cross_r, cross_c], axis=1)
+            top = ops.log(ops.clip(ops.top_k(p, 4)[0], 1e-12, 1.0))
+            return (ops.concatenate([top, stats], axis=1) - w["feat_mean"]) / w["feat_std"]
+
+    image, proba = keras.Input((28, 28), name="image"), keras.Input((10,), name="probabilities")
+    net = _keras_net(len(w["feat_mean"]))
+    for name in ("conv1", "conv2", "dense", "out"):
+        net.get_layer(name).set_weights([w[f"{name}_k"], w[f"{name}_b"]])
+    model = keras.Model([image, proba], net([keras.layers.Reshape((28, 28, 1))(image), Extras()(image, proba)]),
+                        name="not_a_digit")
+    model([np.zeros((1, 28, 28), np.float32), np.full((1, 10), 0.1, np.float32)])  # exporters need a called model
+    return model
 
 
 def _shape_stats(x: np.ndarray) -> np.ndarray:

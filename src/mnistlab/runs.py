@@ -24,6 +24,7 @@ ONNX export (`load_run(..., engine="auto")`, the default), in which case neither
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import enum
 import hashlib
@@ -62,6 +63,7 @@ EXPORT_FILES = {
     ("litert", "int8"): "model-int8.tflite",
     ("saved_model", None): "saved_model",
 }
+DETECTOR_EXPORT = "rejection.onnx"  # the not-a-digit detector's ONNX copy, beside the ONNX export (export.py)
 ENGINES = ("auto", "keras", "onnx")
 PLOT_FILES = {
     "curves": "curves.png",
@@ -188,6 +190,10 @@ class Run:
             except (OSError, ValueError, KeyError) as exc:
                 raise RunError(f"{file}: unreadable ({exc}); delete it to predict without refusals, or "
                                f"{RETRAIN}") from exc
+            if self.engine == "onnx":
+                runtime = _detector_runtime(self.path, file)
+                if runtime is not None:
+                    self._rejector = dataclasses.replace(self._rejector, runtime=runtime)
         return self._rejector
 
     @property
@@ -247,17 +253,10 @@ class OnnxModel:
     """An ONNX export run with onnxruntime (CPU): what predict_proba uses without Keras or TensorFlow."""
 
     def __init__(self, path: Path, threads: int = 1) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        # One thread: a request is one image, and on a small server the other cores serve other requests;
-        # spinning threads would burn them waiting for work.
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            # One thread: a request is one image, and on a small server the other cores serve other requests;
+            # spinning threads would burn them waiting for work.
+            self.session = onnx_session(path, threads)
         except Exception as exc:  # onnxruntime raises its own types for a damaged file
             raise RunError(f"{path}: cannot load the ONNX model ({_first_line(exc)}); export it again with "
                            f"`mnistlab export RUN --format onnx --force`") from exc
@@ -543,6 +542,51 @@ def _status(metrics: Mapping[str, Any], path: Path) -> RunStatus:
         return RunStatus(metrics.get("status", RunStatus.COMPLETE.value))
     except ValueError:
         raise RunError(f"{path}: unknown status {metrics.get('status')!r} in {METRICS_FILE}; {RETRAIN}") from None
+
+
+def onnx_session(path: Path, threads: int = 1) -> Any:
+    """An onnxruntime CPU session on `path`: `threads` intra-op threads (0: onnxruntime's default, all cores),
+    none spinning while idle."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_detector(path: Path, threads: int = 1) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The not-a-digit detector's ONNX copy as a function (images (N, 28, 28), probabilities (N, 10)) -> log-odds."""
+    session = onnx_session(path, threads)
+    image, proba = (i.name for i in session.get_inputs())
+
+    def score(x: np.ndarray, p: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.zeros(0, np.float32)
+        x = np.ascontiguousarray(x, np.float32).reshape(-1, 28, 28)
+        return session.run(None, {image: x, proba: np.ascontiguousarray(p, np.float32)})[0][:, 0]
+
+    return score
+
+
+def detector_export_path(run_dir: str | Path) -> Path:
+    """RUN/export/rejection.onnx."""
+    return export_dir(run_dir) / DETECTOR_EXPORT
+
+
+def _detector_runtime(path: Path, rejection_file: Path) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+    """The detector's checked ONNX copy for the onnxruntime path, or None (NumPy then scores): it must have passed
+    its check and have been made from this rejection.npz (a fine-tuned run, or a refitted detector, has another)."""
+    onnx_file = detector_export_path(path)
+    record = read_parity(onnx_file)
+    if not record or not record.get("passed") or record.get("rejection_sha256") != file_sha256(rejection_file):
+        return None
+    try:
+        return onnx_detector(onnx_file)
+    except Exception:  # a damaged copy: NumPy gives the same scores
+        return None
 
 
 def load_run(path: str | Path, *, allow_partial: bool = True, engine: str = "auto") -> Run:
