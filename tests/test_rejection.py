@@ -198,24 +198,35 @@ def test_the_detector_trains_on_no_font_and_no_fashion_split_the_benchmark_score
     assert asked == [("fashion-mnist", ("train",)), ("fashion-mnist", ("test",))]
 
 
-def test_the_numpy_detector_computes_what_the_keras_network_it_was_fitted_as_does():
-    """The detector is trained in Keras and scored in NumPy (any engine, no Keras on a server): same logits."""
+@pytest.mark.parametrize("version", [3, 4])
+def test_the_numpy_detector_computes_what_the_keras_networks_it_was_fitted_as_do(version):
+    """The detector is trained in Keras and scored in NumPy (any engine, no Keras on a server): same logits, for
+    a version-3 file (one 16-32-64 network) and a version-4 one (MEMBERS wider networks, each with its own
+    normalisation of the extras, their logits averaged)."""
     from mnistlab import rejection
 
     rng = np.random.default_rng(0)
     x = rng.random((300, 28, 28)).astype(np.float32)
     proba = rng.dirichlet(np.ones(10), 300).astype(np.float32)
     e = rejection.extras(x, proba)
-    net = rejection._keras_net(e.shape[1])
-    weights = {"feat_mean": e.mean(0), "feat_std": e.std(0) + 1e-6}
-    for name in ("conv1", "conv2", "dense", "out"):
-        kernel, bias = net.get_layer(name).get_weights()
-        bias = rng.normal(0, 0.1, bias.shape).astype(np.float32)  # Keras starts biases at 0: make them count
-        net.get_layer(name).set_weights([kernel, bias])
-        weights[f"{name}_k"], weights[f"{name}_b"] = kernel, bias
-    detector = rejection.Rejector(weights, threshold=0.0)
-    expected = net.predict([x[..., None], (e - weights["feat_mean"]) / weights["feat_std"]], verbose=0)[:, 0]
-    assert np.allclose(detector.score(x, proba), expected, atol=1e-4)
+    members, widths = (1, (16, 32, 64)) if version == 3 else (rejection.MEMBERS, rejection.WIDTHS)
+    weights, expected = {}, []
+    for m in range(members):
+        net = rejection._keras_net(e.shape[1], widths)
+        w = {"feat_mean": e.mean(0) + 0.3 * m, "feat_std": e.std(0) + 1e-6 + 0.2 * m}
+        for name in ("conv1", "conv2", "dense", "out"):
+            kernel, bias = net.get_layer(name).get_weights()
+            bias = rng.normal(0, 0.1, bias.shape).astype(np.float32)  # Keras starts biases at 0: make them count
+            net.get_layer(name).set_weights([kernel, bias])
+            w[f"{name}_k"], w[f"{name}_b"] = kernel, bias
+        expected.append(net.predict([x[..., None], (e - w["feat_mean"]) / w["feat_std"]], verbose=0)[:, 0])
+        weights.update({("" if version == 3 else f"m{m}_") + k: np.asarray(v, np.float32) for k, v in w.items()})
+    detector = rejection.Rejector(weights, threshold=0.0, version=version)
+    assert len(detector.members()) == members
+    assert np.allclose(detector.score(x, proba), np.mean(expected, axis=0), atol=1e-4)
+    # The Keras form that `mnistlab export` converts to ONNX computes the same whole score.
+    scorer = rejection.keras_scorer(detector)
+    assert np.allclose(scorer.predict([x, proba], verbose=0)[:, 0], detector.score(x, proba), atol=1e-4)
 
 
 def test_a_first_version_detector_file_still_loads_and_scores(tmp_path):

@@ -138,7 +138,7 @@ def _export_detector(run: runs.Run, x_check: np.ndarray, proba_check: np.ndarray
     for stale in (target, runs.parity_path(target)):  # never a detector record describing another detector
         stale.unlink(missing_ok=True)
     rejector = run.rejector
-    if rejector is None or rejector.version != rejection.VERSION:
+    if rejector is None or rejector.version < 3:
         return
     rng = np.random.default_rng(0)
     digits = x_check.astype(np.float32) / 255.0 if x_check.dtype == np.uint8 else x_check.astype(np.float32)

@@ -302,7 +302,7 @@ def _fit_rejector(model: Any, settings: runs.RunSettings, x_train: np.ndarray, l
     from .rejection import fit
 
     start = time.perf_counter()
-    rejector = fit(x_train, _predict(model, x_train), lambda x: _predict(model, x), seed=settings.seed)
+    rejector = fit(x_train, _predict(model, x_train), lambda x: _predict(model, x), seed=settings.seed, log=log)
     log(f"mnistlab: not-a-digit detector fitted in {time.perf_counter() - start:.0f} s")
     return rejector
 
