@@ -2,13 +2,15 @@
 
     PYTHONPATH=src .venv/bin/python benchmarks/serve_ab.py RUN_DIR --baseline REV [--data-dir ../shared/data]
         [--rounds 6] [--requests 300] [--workers 2]
+    PYTHONPATH=src .venv/bin/python benchmarks/serve_ab.py RUN_DIR --other-run OTHER_RUN_DIR ...
 
 Checks REV out into a temporary git worktree and starts two real servers side by side (`mnistlab serve RUN_DIR`,
 each from its own source tree, the same interpreter and packages), then posts benchmarks/serve_latency.py's 50
 canvas PNGs over one keep-alive connection to each in turn: `--rounds` rounds of `--requests` canvases, the order
 of the two servers swapped every round, so machine load falls on both alike. Prints, per server, the median over
 rounds of the round's p50 latency, the server CPU per canvas (from /proc, supervisor and workers) and the minor
-page faults per canvas. Never part of the test suite.
+page faults per canvas. With `--other-run`, both servers run this tree's code, one on each run directory (say,
+the same network with two not-a-digit detectors). Never part of the test suite.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ def minor_faults(pid: int) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir")
-    ap.add_argument("--baseline", required=True, help="the git revision to compare with")
+    which = ap.add_mutually_exclusive_group(required=True)
+    which.add_argument("--baseline", help="the git revision to compare with")
+    which.add_argument("--other-run", help="a second run directory to serve with this tree's code")
     ap.add_argument("--data-dir", help="folder holding mnist/ (default: mnistlab's search order)")
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--requests", type=int, default=300, help="canvases per server and round (default 300)")
@@ -52,14 +56,18 @@ def main() -> None:
     run_dir = str(Path(args.run_dir).resolve())
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "baseline"
-        subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.baseline], cwd=HERE.parent, check=True,
-                       capture_output=True)
+        if args.baseline:
+            subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.baseline], cwd=HERE.parent,
+                           check=True, capture_output=True)
+            sources = {f"baseline ({args.baseline})": (tree / "src", run_dir), "this tree": (HERE.parent / "src", run_dir)}
+        else:
+            sources = {args.run_dir: (HERE.parent / "src", run_dir),
+                       args.other_run: (HERE.parent / "src", str(Path(args.other_run).resolve()))}
         try:
-            sources = {f"baseline ({args.baseline})": tree / "src", "this tree": HERE.parent / "src"}
             servers = {}
-            for name, src in sources.items():
+            for name, (src, served_run) in sources.items():
                 env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(src)}
-                servers[name] = start_server(run_dir, env, "onnx", args.workers)
+                servers[name] = start_server(served_run, env, "onnx", args.workers)
             results = {name: {"p50": [], "cpu": [], "faults": []} for name in servers}
             try:
                 conns = {name: http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -82,9 +90,10 @@ def main() -> None:
                     proc.terminate()
                     proc.wait(timeout=30)
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=HERE.parent, capture_output=True)
+            if args.baseline:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=HERE.parent, capture_output=True)
 
-    print(f"\n`mnistlab serve {args.run_dir} --engine onnx --workers {args.workers}`, 1 keep-alive client, "
+    print(f"\n`mnistlab serve {args.run_dir}{' / ' + args.other_run if args.other_run else ''} --engine onnx --workers {args.workers}`, 1 keep-alive client, "
           f"{args.rounds} rounds of {args.requests} canvases each; {os.cpu_count()} cores; load average "
           f"{os.getloadavg()[0]:.1f} after\n")
     print("| server | p50 ms, median of rounds (range) | server CPU ms per canvas | page faults per canvas |")
