@@ -532,9 +532,10 @@ def _blob(rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
     return np.asarray(im, np.float32) / 255
 
 
-def _pair(rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
+def _pair(rng: np.random.Generator, digits: np.ndarray, pick: tuple[int, int] | None = None) -> np.ndarray:
     """Two training digits side by side, touching, overlapping a little or a little apart: what `read` renders
-    when it takes two neighbours for one digit ("14" seen as an 8), which must score as no single digit."""
+    when it takes two neighbours for one digit ("14" seen as an 8), which must score as no single digit.
+    `pick`: the two digits' indices (drawn from `rng` when None)."""
     import cv2
 
     def ink(d: np.ndarray, scale: float) -> np.ndarray:
@@ -542,7 +543,8 @@ def _pair(rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
         rows, cols = np.flatnonzero(big.max(1) > 0.1), np.flatnonzero(big.max(0) > 0.1)
         return big[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1] if rows.size else big
 
-    a, b = (ink(digits[rng.integers(len(digits))], rng.uniform(0.85, 1.15)) for _ in range(2))
+    a, b = (ink(digits[rng.integers(len(digits)) if pick is None else pick[k]], rng.uniform(0.85, 1.15))
+            for k in range(2))
     h = max(a.shape[0], b.shape[0])
     # b's left edge relative to a's right edge: overlapping by up to a fifth of the narrower, or a gap.
     shift = int(round(rng.uniform(-0.2, 0.1) * min(a.shape[1], b.shape[1]) if rng.random() < 0.8
