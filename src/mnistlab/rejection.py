@@ -1,15 +1,16 @@
 """Knowing when a picture is not a digit: a small detector over the 28x28 input and the model's probabilities.
 
 The score of a picture is the log-odds, from small convolutional networks evaluated in NumPy (`MEMBERS` of them,
-each fitted on its own draw of negatives, their log-odds averaged), that it is *not* one of the training images' kind. Its inputs are things every inference engine gives: the preprocessed 28x28
-image, and beside it (`extras`) the model's sorted log-probabilities and ink shape statistics. No layer inside
-the model is read, so the same score works for a Keras model, an ensemble or an exported one (onnxruntime), and
-a server needs no Keras for it.
+each fitted on its own draw of negatives, their log-odds averaged), that it is *not* one of the training images'
+kind. Its inputs are things every inference engine gives: the preprocessed 28x28 image, and beside it
+(`extras`) the model's sorted log-probabilities and ink shape statistics. No layer inside the model is read, so
+the same score works for a Keras model, an ensemble or an exported one (onnxruntime), and a server needs no Keras
+for it.
 
 It is fitted at the end of training (`fit`, with Keras: seconds for a small run, about three minutes for a
-full-size one on 2 cores) on the run's training images (positives)
-against negatives drawn here at 28x28 (`negatives`): letters and symbols in 16 fonts that are none of the
-benchmark's (`TRAIN_FONTS`) and as hand-drawn pen strokes (`PEN_LETTERS`), doodles, grids and ruled lines,
+full-size one on 2 cores) on the run's training images (positives) against negatives drawn here at 28x28
+(`negatives`): letters and symbols in 16 fonts that are none of the benchmark's (`TRAIN_FONTS`) and as
+hand-drawn pen strokes (`PEN_LETTERS`), doodles, grids and ruled lines,
 blobs, stains and textures, and Fashion-MNIST's training items where Debian's dataset-fashion-mnist is
 installed; and pairs of training digits side by side (`pairs`: what `read` renders when it takes two touching
 neighbours for one digit). Digits in the same fonts and pens are positives too, so the detector learns shapes, not a font's or
@@ -33,9 +34,10 @@ import numpy as np
 # convolutional networks (WIDTHS), each fitted on its own draw of negatives, their log-odds averaged (2 never shipped)
 VERSION = 4
 # Development sets (benchmarks/rejection_dev.py, seeds 100 / 200, `cnn`): one 16-32-64 network refused 74.4 / 69.6%
-# (seed 1) and 77.4 / 73.7% (seed 3) of non-digits, one 32-64-128 network 78.1 / 72.6% and 78.9 / 77.0%, the two
-# wider ones averaged 81.1 / 77.8%: a single network's refusals moved by up to 8 points with its seed, the average
-# less. Each member costs about a minute and a half of fitting for a full-size run on 2 cores.
+# (seed 1) and 77.4 / 73.7% (seed 3) of non-digits, one 32-64-128 network 78.1 / 72.6% and 78.9 / 77.0%, those two
+# averaged 81.1 / 77.8%, and the two that `fit` draws for a run of seed 1, 75.2 / 76.3%: a single network's
+# refusals moved by up to 8 points with its seed, the average less. A third network added 0.5 points. Each member
+# costs about a minute and a half of fitting for a full-size run on 2 cores.
 MEMBERS = 2
 WIDTHS = (32, 64, 128)  # the members' first and second convolutions and hidden layer
 # Share of held-out training digits the threshold refuses. Chosen on the development sets of
@@ -121,8 +123,8 @@ class Rejector:
 def keras_scorer(rejector: Rejector) -> Any:
     """The whole score of a version-3 or -4 detector as one Keras model: inputs "image" (N, 28, 28) in [0, 1] and
     "probabilities" (N, 10), output the log-odds (N, 1); what `mnistlab export` converts to ONNX with Keras' own
-    exporter, so that a server runs the detector in one onnxruntime call instead of some fifty small NumPy ones
-    (0.06 against 0.15 ms for one picture). The extras are the same formulas as `extras` in Keras' operations
+    exporter, so that a server runs the detector in one onnxruntime call instead of some fifty small NumPy ones per
+    network (version 3: 0.06 against 0.15 ms for one picture). The extras are the same formulas as `extras` in Keras' operations
     (counts are exact in float32; sums and logarithms agree to rounding: `export` checks the scores against NumPy).
     """
     if rejector.version < 3:
