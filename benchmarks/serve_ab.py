@@ -59,7 +59,8 @@ def main() -> None:
         if args.baseline:
             subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.baseline], cwd=HERE.parent,
                            check=True, capture_output=True)
-            sources = {f"baseline ({args.baseline})": (tree / "src", run_dir), "this tree": (HERE.parent / "src", run_dir)}
+            sources = {f"baseline ({args.baseline})": (tree / "src", run_dir),
+                       "this tree": (HERE.parent / "src", run_dir)}
         else:
             sources = {args.run_dir: (HERE.parent / "src", run_dir),
                        args.other_run: (HERE.parent / "src", str(Path(args.other_run).resolve()))}
@@ -93,7 +94,8 @@ def main() -> None:
             if args.baseline:
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=HERE.parent, capture_output=True)
 
-    print(f"\n`mnistlab serve {args.run_dir}{' / ' + args.other_run if args.other_run else ''} --engine onnx --workers {args.workers}`, 1 keep-alive client, "
+    served = f"{args.run_dir} / {args.other_run}" if args.other_run else args.run_dir
+    print(f"\n`mnistlab serve {served} --engine onnx --workers {args.workers}`, 1 keep-alive client, "
           f"{args.rounds} rounds of {args.requests} canvases each; {os.cpu_count()} cores; load average "
           f"{os.getloadavg()[0]:.1f} after\n")
     print("| server | p50 ms, median of rounds (range) | server CPU ms per canvas | page faults per canvas |")

@@ -265,8 +265,8 @@ from mnistlab import backend
 from mnistlab.serve.app import _WORKER_ENV, worker_app
 os.environ[_WORKER_ENV] = json.dumps({"run_dir": sys.argv[1], "parent": os.getppid(), "allow_partial": False,
                                       "engine": "onnx"})
-app = worker_app()
-print(backend._ALLOCATOR_SET, type(app).__name__)
+worker_app()
+print(backend._ALLOCATOR_SET)
 """
 
 
@@ -278,12 +278,13 @@ def test_a_worker_process_keeps_freed_memory_like_the_single_server(exported):
     from helpers import cli_env
 
     run_dir, _ = exported
-    out = subprocess.run([sys.executable, "-c", _WORKER, str(run_dir)], env=cli_env(), capture_output=True,
-                         text=True, check=True).stdout.split()
-    assert out[0] == "True", out
-    out = subprocess.run([sys.executable, "-c", _WORKER, str(run_dir)], env={**cli_env(), "MALLOC_TRIM_THRESHOLD_": "0"},
-                         capture_output=True, text=True, check=True).stdout.split()
-    assert out[0] == "False", out  # the user's own glibc setting wins in a worker too
+
+    def allocator_set(**env: str) -> str:
+        return subprocess.run([sys.executable, "-c", _WORKER, str(run_dir)], env={**cli_env(), **env},
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    assert allocator_set() == "True"
+    assert allocator_set(MALLOC_TRIM_THRESHOLD_="0") == "False"  # the user's own glibc setting wins in a worker too
 
 
 def test_two_worker_processes_answer_like_one_and_stop_with_their_parent(exported, test_digits, tmp_path):
