@@ -58,6 +58,7 @@ def test_train_writes_a_complete_run_directory(cli_run):
         assert key in m, key
     assert (m["recipe"], m["dataset"], m["epochs"], m["seed"], m["status"]) == (recipe, "mnist", 1, 3, "complete")
     assert m["detector"] is (recipe == "cnn") and (out / runs.REJECTION_FILE).is_file() is (recipe == "cnn")
+    assert (out / runs.PAIRS_FILE).is_file() is (recipe == "cnn")  # the pair reader: the same switch
     assert m["train_images"] == 3000 and m["train_seconds"] > 0
     assert len(m["data_sha256"]) == 4
     assert m["test_accuracy"] > 0.6, "clearly above chance (0.1) after one epoch on 3000 images"

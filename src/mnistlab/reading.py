@@ -88,6 +88,15 @@ SCORER_MEAN = np.array([-0.2393, -2.408, 0.7776, 0.7679, 0.907, 0.04377, 1.117, 
 SCORER_STD = np.array([0.3023, 6.688, 0.404, 0.7139, 0.2587, 0.1511, 0.6433, 0.7072, 1.451, 0.1363, 0.06294, 3.179, 0.1711, 2.967, 1.023], np.float32)
 SCORER_WEIGHTS = np.array([-1, -4.68, 1.478, -9.78, 4.6, -0.4509, 4.154, -0.6683, -1.616, -2.882, -3.587, 4.607, 2.078, 2.415, 2.887], np.float32)
 SCORER_BIAS = -2.084
+# Two touching digits read whole (pairs.py): a candidate between these widths (in H) is also read by the run's pair
+# reader. Where one is, in the best reading, exactly one digit or two neighbouring digits, the pair reader is at
+# least PAIR_CONFIDENCE sure of it, reads it otherwise, and is surer than the digits' own confidences together, it
+# replaces them (`_read_pairs`). Development numbers (benchmarks/read_numbers.py --dev, seed 0, numbers 0-399 /
+# 400-799), exact strings: 67.5% / 67.5% without, 70.2% / 70.0% with 0.8 (0.7: 70.0 / 70.2%, 0.9: 69.2 / 70.2%;
+# runs of three digits too: 70.0 / 69.8%; a joint Viterbi choice with pair edges scored linearly: 69.0% on 0-399).
+PAIR_WIDTH = (0.6, 2.2)
+PAIR_CONFIDENCE = 0.8
+PAIR_COVERS = 2  # digits of the best reading one pair may replace
 
 
 @dataclass
@@ -467,7 +476,33 @@ class Candidates:
     features: np.ndarray  # (K, len(FEATURES))
     scale: float  # original pixels per working pixel
     size: tuple[int, int]  # the original picture's (width, height)
-    chosen: list[int] = field(default_factory=list)  # the best reading: indices into spans, left to right
+    chosen: list[int] = field(default_factory=list)  # the best reading: indices into spans (K + q: pair q)
+    # Candidates the pair reader read (pairs.py): indices into spans, their pair probabilities (P, 101), and the
+    # column splitting each candidate's ink in two (all K). In `chosen`, K + q reads candidate pair_index[q] as a pair.
+    pair_index: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    pair_probabilities: np.ndarray = field(default_factory=lambda: np.zeros((0, 101), np.float32))
+    splits: list[int] = field(default_factory=list)
+    # Runs of more than `MAX_SPAN` pieces or wider than `SPAN_WIDTH` H are candidates only as pairs (all K)
+    pair_only: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+
+    def digits(self, chosen: Sequence[int]) -> list[tuple[np.ndarray, list[int], np.ndarray]]:
+        """The digits `chosen` reads (indices into spans, and K + q for pair q), left to right: (probabilities (10,), box at the working scale
+        [left, top, right, bottom], the 28x28 input it was read from; a pair's two digits share theirs)."""
+        from .pairs import marginals
+
+        out = []
+        K = len(self.spans)
+        for e in chosen:
+            if e < K:
+                out.append((self.probabilities[e], list(self.boxes[e]), self.inputs[e]))
+                continue
+            k = int(self.pair_index[e - K])
+            first, second = marginals(self.pair_probabilities[e - K])
+            left, top, right, bottom = self.boxes[k]
+            split = self.splits[k]
+            out.append((first[0], [left, top, split, bottom], self.inputs[k]))
+            out.append((second[0], [split, top, right, bottom], self.inputs[k]))
+        return out
 
 
 def segment(image: Any, run: Any, *, max_pixels: int = _img.MAX_PIXELS) -> Reading:
@@ -479,18 +514,20 @@ def segment(image: Any, run: Any, *, max_pixels: int = _img.MAX_PIXELS) -> Readi
     chosen = c.chosen
     if not chosen:
         raise NoDigitError("no digit found: no ink stands out from the paper")
+    digits = c.digits(chosen)
     rejector = getattr(run, "rejector", None)
     if rejector is not None:
         from .prediction import NOT_A_DIGIT
 
-        refused = int(np.count_nonzero(c.features[chosen, 1] > rejector.threshold))
-        if refused > NOT_A_NUMBER * len(chosen):
-            raise NoDigitError(f"{NOT_A_DIGIT}: {refused} of the {len(chosen)} marks read are not digits")
+        # A pair read whole is two digits the pair reader is sure of (`PAIR_CONFIDENCE`): none refused (the
+        # detector refuses pairs by design).
+        refused = sum(int(c.features[e, 1] > rejector.threshold) for e in chosen if e < len(c.spans))
+        if refused > NOT_A_NUMBER * len(digits):
+            raise NoDigitError(f"{NOT_A_DIGIT}: {refused} of the {len(digits)} marks read are not digits")
     w, h = c.size
     out_boxes = [[max(0, math.floor(b[0] * c.scale)), max(0, math.floor(b[1] * c.scale)),
-                  min(w, math.ceil(b[2] * c.scale)), min(h, math.ceil(b[3] * c.scale))]
-                 for b in (c.boxes[k] for k in chosen)]
-    return Reading(c.inputs[chosen], out_boxes, c.probabilities[chosen], c.size)
+                  min(w, math.ceil(b[2] * c.scale)), min(h, math.ceil(b[3] * c.scale))] for _, b, _ in digits]
+    return Reading(np.stack([x for _, _, x in digits]), out_boxes, np.stack([p for p, _, _ in digits]), c.size)
 
 
 def candidates(image: Any, run: Any, *, max_pixels: int = _img.MAX_PIXELS) -> Candidates:
@@ -549,7 +586,8 @@ class _Context:
     W: float
     run: Any
     masks: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # by id(piece)
-    renders: dict[tuple[int, ...], Any] = field(default_factory=dict)  # by the pieces' ids: [input, box, p, log-odds]
+    # By the pieces' ids: [input, box, probabilities, log-odds, pair probabilities or None, split column]
+    renders: dict[tuple[int, ...], Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -567,13 +605,17 @@ def _hypothesis(pieces: list[_Piece], ctx: _Context) -> _Hypothesis:
     missing = [p for p in pieces if id(p) not in ctx.masks]
     for p, m in zip(missing, _piece_masks(missing, ctx.lab, r)):
         ctx.masks[id(p)] = m
+    reader = getattr(ctx.run, "pair_reader", None)
+    # A pair may be made of twice as many pieces as one digit, and be wider: such runs are candidates only as pairs.
+    widest = max(SPAN_WIDTH, PAIR_WIDTH[1]) if reader is not None else SPAN_WIDTH
+    longest = 2 * MAX_SPAN if reader is not None else MAX_SPAN
     spans, keys, fresh = [], [], []
     for i in range(n):
-        for j in range(i + 1, min(n, i + MAX_SPAN) + 1):
+        for j in range(i + 1, min(n, i + longest) + 1):
             group = pieces[i:j]
             box = [min(p.box[0] for p in group), min(p.box[1] for p in group),
                    max(p.box[2] for p in group), max(p.box[3] for p in group)]
-            if j - i > 1 and box[3] - box[1] > SPAN_WIDTH * ctx.H:
+            if j - i > 1 and box[3] - box[1] > widest * ctx.H:
                 break
             key = tuple(id(p) for p in group)
             if key not in ctx.renders:
@@ -587,6 +629,11 @@ def _hypothesis(pieces: list[_Piece], ctx: _Context) -> _Hypothesis:
         proba, not_digit = _classify(ctx.run, np.stack([ctx.renders[k][0] for k in fresh]))
         for m, k in enumerate(fresh):
             ctx.renders[k][2], ctx.renders[k][3] = proba[m], None if not_digit is None else not_digit[m]
+        wide = [k for k in fresh if PAIR_WIDTH[0] * ctx.H <= ctx.renders[k][1][2] - ctx.renders[k][1][0]
+                <= PAIR_WIDTH[1] * ctx.H] if reader is not None else []
+        if wide:
+            for k, q in zip(wide, reader.proba(np.stack([ctx.renders[k][0] for k in wide]))):
+                ctx.renders[k][4] = q
     if not keys:
         return _Hypothesis(None, -math.inf)
     x = np.stack([ctx.renders[k][0] for k in keys])
@@ -595,11 +642,19 @@ def _hypothesis(pieces: list[_Piece], ctx: _Context) -> _Hypothesis:
     nd = [ctx.renders[k][3] for k in keys]
     not_digit = None if nd[0] is None else np.array(nd, np.float32)
     features = _features(pieces, spans, proba, boxes_out, not_digit, ctx.W, ctx.H)
-    score = _score(features)
+    pair_index = np.array([k for k, key in enumerate(keys) if ctx.renders[key][4] is not None], int)
+    pair_proba = (np.stack([ctx.renders[keys[k]][4] for k in pair_index]) if len(pair_index)
+                  else np.zeros((0, 101), np.float32))
+    # The picture's scale and size are set by `candidates`, which knows them.
+    c = Candidates(pieces, spans, x, boxes_out, proba, features, 1.0, (0, 0), [], pair_index, pair_proba,
+                   [ctx.renders[k][5] for k in keys])
+    c.pair_only = np.array([j - i > MAX_SPAN or (j - i > 1 and (b[2] - b[0]) > SPAN_WIDTH * ctx.H)
+                            for (i, j), b in zip(spans, boxes_out)], bool)
+    score = _single_only(c, _score(features))
     chosen = _choose(n, spans, score)
     total = float(score[chosen].sum()) if chosen else -math.inf
-    # The picture's scale and size are set by `candidates`, which knows them.
-    return _Hypothesis(Candidates(pieces, spans, x, boxes_out, proba, features, 1.0, (0, 0), chosen), total)
+    c.chosen = _read_pairs(c, chosen)
+    return _Hypothesis(c, total)
 
 
 def _render_group(group: Sequence[_Piece], box: list[int], ctx: _Context, r: int, pad: int) -> list[Any] | None:
@@ -622,8 +677,14 @@ def _render_group(group: Sequence[_Piece], box: list[int], ctx: _Context, r: int
     except NoDigitError:
         return None
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    # Where a pair's two digits meet, for their boxes: the column of least ink in the middle two fifths.
+    profile = mask[:, cols[0]: cols[-1] + 1].sum(axis=0)
+    lo, hi = int(0.3 * len(profile)), max(int(0.3 * len(profile)) + 1, int(np.ceil(0.7 * len(profile))))
+    middle = profile[lo:hi]
+    ties = np.flatnonzero(middle == middle.min()) + lo
+    split = region[1] + int(cols[0]) + int(ties[np.argmin(np.abs(ties - (len(profile) - 1) / 2))])
     return [digit, [region[1] + int(cols[0]), region[0] + int(rows[0]), region[1] + int(cols[-1]) + 1,
-                    region[0] + int(rows[-1]) + 1], None, None]
+                    region[0] + int(rows[-1]) + 1], None, None, None, split]
 
 
 def _features(pieces: Sequence[_Piece], spans: Sequence[tuple[int, int]], proba: np.ndarray,
@@ -657,6 +718,46 @@ def _features(pieces: Sequence[_Piece], spans: Sequence[tuple[int, int]], proba:
 def _score(features: np.ndarray) -> np.ndarray:
     """Each candidate's score as one digit of the reading (linear in its features, fitted on development numbers)."""
     return ((features - SCORER_MEAN) / SCORER_STD) @ SCORER_WEIGHTS + SCORER_BIAS
+
+
+def _single_only(c: Candidates, score: np.ndarray) -> np.ndarray:
+    """Scores with the candidates that may only be pairs (`Candidates.pair_only`) taken out of the choice."""
+    score = np.asarray(score, np.float64).copy()
+    score[c.pair_only] = -np.inf
+    return score
+
+
+def _read_pairs(c: Candidates, chosen: list[int]) -> list[int]:
+    """The best reading with pairs read whole: a pair candidate replaces the one or two digits (`PAIR_COVERS`) of
+    `chosen` whose pieces it is made of, where the pair reader is at least `PAIR_CONFIDENCE` sure of it, reads them
+    otherwise and is surer than their confidences together (the surest first). K + q stands for pair q."""
+    from .pairs import NOT_A_PAIR
+
+    K = len(c.spans)
+    starts = {c.spans[e][0]: a for a, e in enumerate(chosen)}
+    ends = {c.spans[e][1]: a for a, e in enumerate(chosen)}
+    options = []
+    for q, k in enumerate(c.pair_index):
+        i, j = c.spans[k]
+        if i not in starts or j not in ends or not 0 <= ends[j] - starts[i] < PAIR_COVERS:
+            continue
+        a, b = starts[i], ends[j]
+        p = c.pair_probabilities[q, :NOT_A_PAIR]
+        top, said = float(p.max()), int(p.argmax())
+        digits = [int(np.argmax(c.probabilities[e])) for e in chosen[a: b + 1]]
+        alone = float(np.prod([c.probabilities[e].max() for e in chosen[a: b + 1]]))
+        if top >= PAIR_CONFIDENCE and [said // 10, said % 10] != digits and top > alone:
+            options.append((top, a, b, K + q))
+    taken: dict[int, tuple[int, int]] = {}
+    for _, a, b, e in sorted(options, reverse=True):
+        if not any(a <= u and t <= b for t, (u, _) in taken.items()):  # no overlap with one taken
+            taken[a] = (b, e)
+    out, a = [], 0
+    while a < len(chosen):
+        b, e = taken.get(a, (a, chosen[a]))
+        out.append(e)
+        a = b + 1
+    return out
 
 
 def _choose(n: int, spans: Sequence[tuple[int, int]], score: np.ndarray) -> list[int]:

@@ -7,6 +7,7 @@ A run directory holds
     history.csv    what Keras recorded per epoch (epochs counted from 1, as the console and plots do)
     plots/         every figure of the run
     rejection.npz  the not-a-digit detector fitted at the end of training (rejection.py; absent in older runs)
+    pairs.npz      the reader of two touching digits, fitted at the end of training (pairs.py; absent in older runs)
     checkpoint/    while training: the model after the last finished epoch, and state.json naming it
     evaluations/   figures of `evaluate --images DIR`, one folder per DIR
     export/        deployable copies of the model (`mnistlab export`): model.onnx, model.tflite, model-int8.tflite,
@@ -48,6 +49,7 @@ MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 REJECTION_FILE = "rejection.npz"
+PAIRS_FILE = "pairs.npz"
 PLOTS_DIR = "plots"
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_STATE = "state.json"
@@ -162,6 +164,7 @@ class Run:
     _model: Any = field(default=None, repr=False)
     _onnx: Any = field(default=None, repr=False)
     _rejector: Any = field(default=None, repr=False)
+    _pair_reader: Any = field(default=None, repr=False)
 
     @property
     def model(self) -> Any:
@@ -195,6 +198,23 @@ class Run:
                 if runtime is not None:
                     self._rejector = dataclasses.replace(self._rejector, runtime=runtime)
         return self._rejector
+
+    @property
+    def pair_reader(self) -> Any:
+        """The reader of two touching digits (a pairs.PairReader) fitted with the run, or None (`read` then cuts
+        every touching pair apart)."""
+        if self._pair_reader is None:
+            file = self.path / PAIRS_FILE
+            if not file.is_file():
+                return None
+            from .pairs import PairReader
+
+            try:
+                self._pair_reader = PairReader.load(file)
+            except (OSError, ValueError, KeyError) as exc:
+                raise RunError(f"{file}: unreadable ({exc}); delete it to read numbers without it, or "
+                               f"{RETRAIN}") from exc
+        return self._pair_reader
 
     @property
     def class_names(self) -> list[str]:
@@ -372,7 +392,7 @@ def _now() -> str:
 
 def start_run(path: Path, settings: RunSettings, provenance: Mapping[str, Any]) -> dict[str, Any]:
     """Create (or, when forced, clear) the run directory and record its settings with status "training"."""
-    for name in [MODEL_FILE, HISTORY_FILE, METRICS_FILE, REJECTION_FILE]:
+    for name in [MODEL_FILE, HISTORY_FILE, METRICS_FILE, REJECTION_FILE, PAIRS_FILE]:
         (path / name).unlink(missing_ok=True)
     for name in [PLOTS_DIR, CHECKPOINT_DIR, EXPORT_DIR]:  # an export of the old model would answer for the new one
         shutil.rmtree(path / name, ignore_errors=True)
@@ -419,11 +439,12 @@ def _write_plots(path: Path, model: Any, histories: Sequence[Mapping[str, Sequen
 
 def finish_run(path: Path, header: Mapping[str, Any], model: Any, histories: Sequence[Mapping[str, Sequence[float]]],
                results: Mapping[str, Any], *, x_test: np.ndarray, y_test: np.ndarray, proba: np.ndarray,
-               warn: Callable[[str], None], calibrated: np.ndarray | None = None, rejector: Any = None) -> Run:
+               warn: Callable[[str], None], calibrated: np.ndarray | None = None, rejector: Any = None,
+               pair_reader: Any = None) -> Run:
     """Write the model, history, plots and results of a finished run, mark it complete and drop its checkpoint.
 
     `calibrated`: the test probabilities after temperature scaling (for the reliability diagram); `rejector`:
-    the fitted not-a-digit detector. metrics.json is written last: until it says "complete", the run reads as
+    the fitted not-a-digit detector; `pair_reader`: the reader of touching pairs. metrics.json is written last: until it says "complete", the run reads as
     unfinished.
     """
     settings = RunSettings.from_json(header, path)
@@ -433,12 +454,16 @@ def finish_run(path: Path, header: Mapping[str, Any], model: Any, histories: Seq
     (path / REJECTION_FILE).unlink(missing_ok=True)
     if rejector is not None:
         rejector.save(path / REJECTION_FILE)
+    (path / PAIRS_FILE).unlink(missing_ok=True)
+    if pair_reader is not None:
+        pair_reader.save(path / PAIRS_FILE)
     _write_plots(path, model, histories, x_test, y_test, proba, results["confusion_matrix"], settings.class_names,
                  f"{settings.recipe} on {settings.dataset}", warn, calibrated)
     final = {**header, "status": RunStatus.COMPLETE.value, **results, "finished": _now()}
     write_json(path / METRICS_FILE, final)
     Checkpoint(path).remove()
-    return Run(path=path, settings=settings, status=RunStatus.COMPLETE, metrics=final, _model=model, _rejector=rejector)
+    return Run(path=path, settings=settings, status=RunStatus.COMPLETE, metrics=final, _model=model, _rejector=rejector,
+               _pair_reader=pair_reader)
 
 
 # --- the checkpoint ---------------------------------------------------------------------------------------------

@@ -259,6 +259,7 @@ def _fit_run(spec: Recipe, settings: runs.RunSettings, header: dict, data: Any, 
     result, proba = evaluate_model(model, data.x_test, data.y_test, list(settings.class_names))
     calibration, calibrated = _calibrate(model, spec, x_train, y_train, proba, data.y_test)
     rejector = _fit_rejector(model, settings, x_train, log)
+    pair_reader = _fit_pair_reader(settings, spec, x_train, y_train, log)
     fitted = int(len(x_train) * (1 - spec.validation_split)) * settings.epochs * settings.ensemble
     results = {"train_seconds": round(seconds, 3),
                "images_per_second": round(fitted / seconds, 1) if seconds else None,
@@ -269,7 +270,8 @@ def _fit_run(spec: Recipe, settings: runs.RunSettings, header: dict, data: Any, 
         results["member_test_accuracy"] = [
             evaluate_model(m, data.x_test, data.y_test, list(settings.class_names))[0]["test_accuracy"] for m in members]
     return runs.finish_run(run_dir, header, model, histories, results, x_test=data.x_test, y_test=data.y_test,
-                           proba=proba, warn=log, calibrated=calibrated, rejector=rejector)
+                           proba=proba, warn=log, calibrated=calibrated, rejector=rejector,
+                           pair_reader=pair_reader)
 
 
 def _predict(model: Any, x: np.ndarray) -> np.ndarray:
@@ -305,6 +307,21 @@ def _fit_rejector(model: Any, settings: runs.RunSettings, x_train: np.ndarray, l
     rejector = fit(x_train, _predict(model, x_train), lambda x: _predict(model, x), seed=settings.seed, log=log)
     log(f"mnistlab: not-a-digit detector fitted in {time.perf_counter() - start:.0f} s")
     return rejector
+
+
+def _fit_pair_reader(settings: runs.RunSettings, spec: Recipe, x_train: np.ndarray, y_train: np.ndarray,
+                     log: Log) -> Any:
+    """The reader of two touching digits for `read` (pairs.py), fitted on the training images less the recipe's
+    validation split; None where the detector is not fitted (the same switch: both serve reading pictures)."""
+    if not settings.detector or list(settings.class_names) != [str(d) for d in range(10)]:
+        return None
+    from .pairs import fit
+
+    start = time.perf_counter()
+    at = int(len(x_train) * (1 - spec.validation_split))
+    reader = fit(x_train[:at], y_train[:at], seed=settings.seed, log=log)
+    log(f"mnistlab: pair reader fitted in {time.perf_counter() - start:.0f} s")
+    return reader
 
 
 # Fine-tuning settings, from benchmarks/finetune.py on font "writers" (docs/benchmarks.md). Its first run, with a
@@ -432,7 +449,8 @@ def finetune(run_dir: str | Path, images: str | Path, *, out: str | Path | None 
         results["finetune_validation_accuracy"] = {"before": before["test_accuracy"], "after": after["test_accuracy"]}
     rejector = _carry_rejector(source, model, data.x_train[at:], labelled.x, log)
     return runs.finish_run(out_dir, header, model, [history], results, x_test=data.x_test, y_test=data.y_test,
-                           proba=proba, warn=log, calibrated=calibrated, rejector=rejector)
+                           proba=proba, warn=log, calibrated=calibrated, rejector=rejector,
+                           pair_reader=source.pair_reader)
 
 
 def _carry_rejector(source: runs.Run, model: Any, x_held: np.ndarray, x_user: np.ndarray, log: Log) -> Any:

@@ -1,0 +1,184 @@
+"""Reading two touching digits as one pair: a small network that names both digits of a merged piece.
+
+`read` cuts touching digits apart along least-ink paths (reading.py), but some pairs have no path that separates
+them (a 1 leaning into a 0, a 2's top bar lying on a 9), and some cuts leave one digit's stroke on the other's side
+("1405" read "6405"). A pair reader takes such a piece whole: the same 28x28 rendering `read` gives any candidate
+(the longer side, here the width, fitted to 20 pixels), and 100 classes, "00" to "99". `read` offers every candidate
+of one to two digits' width both as one digit and as a pair, and its Viterbi choice weighs the two
+(`reading.PAIR_FEATURES`).
+
+The network is the `cnn` recipe's layers with 100 outputs, fitted at the end of training beside the not-a-digit
+detector (`fit`), on pairs of the run's own training digits drawn and framed as the detector's pair negatives
+(`rejection._pair`: touching, overlapping by up to a fifth of the narrower digit, or a little apart), with a
+temperature fitted on pairs of held-out digits so that its confidence is calibrated as the model's is. It runs in
+NumPy (`PairReader.proba`, the detector's layers), so the TensorFlow-free path reads pairs too.
+
+Measured in docs/benchmarks.md ("A reader of touching pairs"; benchmarks/pair_reader.py): on pairs of digits
+the run never trained on, 15 epochs named 94.5% of the pairs, against 97.3% for the model reading each digit
+alone after a perfect cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+VERSION = 1
+WIDTHS = (32, 64)  # the two convolutions: the `cnn` recipe's
+# Pairs drawn for a full-size run, and epochs over them. benchmarks/pair_reader.py, 60,000 pairs: 6 epochs named
+# 91.5% of held-out pairs, 15 epochs 94.5% (92 and 219 s of CPU on 2 cores).
+MAX_PAIRS = 50000
+# Class 100 is "not a pair": one digit alone, three digits, or a pair cut off inside a digit (what a candidate of
+# the wrong width renders as), this many per pair, so that the reader's confidence says whether it is a pair.
+OTHERS = 0.4
+NOT_A_PAIR = 100
+EPOCHS = 12
+# A small training set (tests, `--limit`) draws as many pairs as it has digits, and proportionally fewer epochs.
+FULL_SIZE, MIN_EPOCHS = 40000, 2
+HELD_PAIRS = 3000  # pairs of held-out digits the temperature is fitted on
+
+
+@dataclass(frozen=True)
+class PairReader:
+    """A fitted pair reader: its weights (by layer name) and the temperature of its softmax."""
+
+    weights: dict[str, np.ndarray] = field(repr=False)
+    temperature: float = 1.0
+    version: int = VERSION
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities (N, 101) of each (N, 28, 28) picture in [0, 1] being the pair 10 * a + b, or
+        (the last) not a pair."""
+        from .rejection import _conv_relu_pool
+
+        x = np.asarray(x, np.float32).reshape(-1, 28, 28)
+        w = self.weights
+        out = []
+        for i in range(0, len(x), 256):  # in batches: bounded memory for large inputs
+            h = _conv_relu_pool(x[i: i + 256, ..., None], w["conv1_k"], w["conv1_b"])
+            h = _conv_relu_pool(h, w["conv2_k"], w["conv2_b"]).reshape(len(h), -1)
+            out.append((h @ w["out_k"] + w["out_b"]) / np.float32(self.temperature))
+        logits = np.concatenate(out) if out else np.zeros((0, NOT_A_PAIR + 1), np.float32)
+        logits -= logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def save(self, path: Path) -> None:
+        """Write the reader to an .npz file atomically."""
+        from .fsutil import atomic_path
+
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **self.weights, temperature=np.float32(self.temperature), version=np.int32(self.version))
+
+    @classmethod
+    def load(cls, path: Path) -> "PairReader":
+        """Read a reader written by `save`."""
+        with np.load(path, allow_pickle=False) as z:
+            weights = {k: np.asarray(z[k], np.float32) for k in z.files if k not in ("temperature", "version")}
+            return cls(weights, float(z["temperature"]), int(z["version"]))
+
+
+def marginals(pair_proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first and the second digit's probabilities (N, 10) each, from pair probabilities (N, 101): given that
+    it is a pair."""
+    p = np.asarray(pair_proba, np.float64).reshape(-1, pair_proba.shape[-1])[:, :NOT_A_PAIR]
+    p = (p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)).reshape(-1, 10, 10)
+    return p.sum(axis=2).astype(np.float32), p.sum(axis=1).astype(np.float32)
+
+
+def draw(n: int, rng: np.random.Generator, digits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`n` framed pairs of `digits` (floats in [0, 1]) and their labels, 10 * first + second."""
+    from .rejection import _frame, _pair
+
+    picks = rng.integers(0, len(digits), (n, 2))
+    x = np.stack([_frame(_pair(rng, digits, (int(i), int(j)))) for i, j in picks] or [np.zeros((28, 28), np.float32)])
+    return x[:n], (10 * labels[picks[:, 0]] + labels[picks[:, 1]]).astype(np.int64)
+
+
+def others(n: int, rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
+    """`n` framed pictures that are not a pair: one digit alone, three digits, or a pair cut inside a digit."""
+    from .rejection import _frame, _pair
+
+    out = []
+    for kind in rng.choice(3, n, p=[0.4, 0.2, 0.4]):
+        canvas = _pair(rng, digits)
+        if kind == 0:
+            canvas = np.asarray(digits[int(rng.integers(len(digits)))], np.float32)
+        elif kind == 1:
+            third = _pair(rng, digits)
+            gap = int(rng.integers(0, 4))
+            h = max(canvas.shape[0], third.shape[0])
+            joined = np.zeros((h, canvas.shape[1] + gap + third.shape[1]), np.float32)
+            joined[: canvas.shape[0], : canvas.shape[1]] = canvas
+            joined[: third.shape[0], canvas.shape[1] + gap:] = third
+            canvas = joined[:, : int(joined.shape[1] * rng.uniform(0.7, 0.8))]  # three digits, the third cut or not
+        else:
+            w = canvas.shape[1]
+            at = int(w * rng.uniform(0.4, 0.65))  # a digit and a sliver of its neighbour, or a digit cut
+            canvas = canvas[:, :at] if rng.random() < 0.5 else canvas[:, w - at:]
+        out.append(_frame(canvas))
+    return np.stack(out or [np.zeros((28, 28), np.float32)])[:n]
+
+
+def _keras_net() -> Any:
+    """The network (the `cnn` recipe's layers, 101 outputs as logits), named as `PairReader.proba` reads it."""
+    import keras
+
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(WIDTHS[0], 3, activation="relu", name="conv1"), keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(WIDTHS[1], 3, activation="relu", name="conv2"), keras.layers.MaxPooling2D(),
+        keras.layers.Flatten(), keras.layers.Dropout(0.5), keras.layers.Dense(NOT_A_PAIR + 1, name="out")])
+
+
+def fit(x_train: np.ndarray, y_train: np.ndarray, seed: int = 0, log: Callable[[str], None] | None = None) -> PairReader:
+    """Fit a pair reader on training digits (uint8 or [0, 1] floats) and their labels.
+
+    Pairs of the first nine tenths train it; pairs of the last tenth fit its temperature.
+    """
+    import keras
+
+    from .calibration import fit_temperature
+
+    x = np.asarray(x_train)
+    x = x.astype(np.float32) / 255 if x.dtype == np.uint8 else x.astype(np.float32)
+    y = np.asarray(y_train).astype(np.int64)
+    cut = int(len(x) * 0.9)
+    rng = np.random.default_rng([seed, 20])
+    n = min(MAX_PAIRS, max(cut, 1))
+    epochs = max(MIN_EPOCHS, min(EPOCHS, round(EPOCHS * len(x) / FULL_SIZE)))
+    if log is not None:
+        log(f"mnistlab: fitting the pair reader ({n} pairs, {epochs} epochs)")
+    xs, ys = draw(n, rng, x[:cut], y[:cut])
+    m = int(OTHERS * n)
+    xs, ys = np.concatenate([xs, others(m, rng, x[:cut])]), np.concatenate([ys, np.full(m, NOT_A_PAIR)])
+    keras.utils.set_random_seed(seed)
+    net = _keras_net()
+    net.compile(keras.optimizers.Adam(), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    net.fit(xs[..., None], ys, batch_size=128, epochs=epochs, shuffle=True, verbose=0)
+    weights = {}
+    for name in ("conv1", "conv2", "out"):
+        kernel, bias = net.get_layer(name).get_weights()
+        weights[f"{name}_k"], weights[f"{name}_b"] = np.asarray(kernel, np.float32), np.asarray(bias, np.float32)
+    reader = PairReader(weights)
+    if len(x) - cut >= 10:
+        xh, yh = draw(min(HELD_PAIRS, 10 * (len(x) - cut)), rng, x[cut:], y[cut:])
+        m = int(OTHERS * len(xh))
+        xh, yh = np.concatenate([xh, others(m, rng, x[cut:])]), np.concatenate([yh, np.full(m, NOT_A_PAIR)])
+        reader = PairReader(weights, fit_temperature(reader.proba(xh), yh))
+    return reader
+
+
+def fit_run(run: Any, data_dir: str | None = None) -> PairReader:
+    """A pair reader for an existing MNIST run (e.g. one trained before pairs were read), fitted as training
+    would: on the run's training images, less the validation split it held out."""
+    from .data import load_data
+    from .recipes import get_recipe
+
+    (x_train, y_train), _ = load_data(run.settings.dataset, data_dir)
+    spec = get_recipe(run.settings.recipe)
+    at = int(len(x_train) * (1 - spec.validation_split))
+    return fit(x_train[:at], y_train[:at], seed=run.settings.seed)

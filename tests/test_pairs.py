@@ -1,0 +1,123 @@
+"""The reader of two touching digits (pairs.py) and how `read` offers a candidate as a pair (reading.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import numpy as np
+import pytest
+
+import mnistlab
+from mnistlab import pairs, reading, runs
+from mnistlab.errors import RunError
+from test_read import glyphs, number, touching  # noqa: F401  (glyphs: a fixture)
+
+
+@pytest.fixture(scope="module")
+def small_reader(data_dir) -> pairs.PairReader:
+    (x, y), _ = mnistlab.load_data(data_dir=data_dir)
+    return pairs.fit(x[:600], y[:600], seed=3)
+
+
+def test_pairs_are_drawn_with_their_labels(data_dir):
+    (x, y), _ = mnistlab.load_data(data_dir=data_dir)
+    digits = x[:50].astype(np.float32) / 255
+    a, la = pairs.draw(20, np.random.default_rng(0), digits, y[:50])
+    b, lb = pairs.draw(20, np.random.default_rng(0), digits, y[:50])
+    assert a.shape == (20, 28, 28) and np.array_equal(a, b) and np.array_equal(la, lb)
+    assert 0 <= la.min() and la.max() <= 99 and len(set(la.tolist())) > 5
+    assert a.max() == pytest.approx(1.0) and a.min() == 0.0
+    # Two digits side by side: the ink is wider than tall, framed with its width at 20 pixels.
+    cols = (a > 0.2).any(axis=1).sum(axis=1)
+    rows = (a > 0.2).any(axis=2).sum(axis=1)
+    assert np.median(cols) > np.median(rows)
+
+
+def test_the_numpy_reader_computes_what_its_keras_network_does(small_reader, data_dir):
+    (x, y), _ = mnistlab.load_data(data_dir=data_dir)
+    xs, _ = pairs.draw(40, np.random.default_rng(5), x[1000:1100].astype(np.float32) / 255, y[1000:1100])
+    net = pairs._keras_net()
+    for name in ("conv1", "conv2", "out"):
+        net.get_layer(name).set_weights([small_reader.weights[f"{name}_k"], small_reader.weights[f"{name}_b"]])
+    logits = np.asarray(net.predict(xs[..., None], verbose=0), np.float64) / small_reader.temperature
+    want = np.exp(logits - logits.max(1, keepdims=True))
+    want /= want.sum(1, keepdims=True)
+    got = small_reader.proba(xs)
+    assert got.shape == (40, 101) and np.allclose(got.sum(1), 1, atol=1e-5)
+    assert np.abs(got - want).max() < 1e-4
+    assert small_reader.temperature != 1.0  # fitted on pairs of the held-out tenth
+
+
+def test_marginals_are_each_digits_probabilities():
+    p = np.zeros((2, 101), np.float32)
+    p[0, 27], p[0, 21], p[1, 90], p[1, 100] = 0.3, 0.2, 0.1, 0.9  # given a pair: 60% "27", 40% "21"
+    first, second = pairs.marginals(p)
+    assert np.allclose(first[0], np.eye(10)[2]) and np.allclose(second[0], 0.6 * np.eye(10)[7] + 0.4 * np.eye(10)[1])
+    assert first[1].argmax() == 9 and second[1].argmax() == 0
+
+
+def test_a_run_keeps_its_pair_reader_and_an_unreadable_one_says_what_to_do(trained_run, small_reader, tmp_path):
+    assert isinstance(trained_run.pair_reader, pairs.PairReader)  # fitted at the end of training
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run.path, copy)
+    small_reader.save(copy / runs.PAIRS_FILE)
+    loaded = mnistlab.load_run(copy).pair_reader
+    assert loaded.temperature == pytest.approx(small_reader.temperature)
+    assert all(np.array_equal(loaded.weights[k], v) for k, v in small_reader.weights.items())
+    (copy / runs.PAIRS_FILE).write_bytes(b"not a numpy file")
+    with pytest.raises(RunError, match="pairs.npz: unreadable.*delete it"):
+        _ = mnistlab.load_run(copy).pair_reader
+    (copy / runs.PAIRS_FILE).unlink()
+    assert mnistlab.load_run(copy).pair_reader is None
+
+
+class _Sure:
+    """A pair reader that reads every picture as the pair `text`, sure of it."""
+
+    def __init__(self, text: str):
+        self.label = int(text)
+
+    def proba(self, x):
+        out = np.full((len(x), 101), 1e-6, np.float32)
+        out[:, self.label] = 1 - 100e-6
+        return out
+
+
+def test_a_sure_pair_replaces_the_two_digits_it_is_made_of_with_their_own_boxes(trained_run, glyphs):
+    """The mechanics, with a pair reader sure of one reading: the two digits read alone give way to the pair's,
+    each with the pair's marginal probabilities and its own box, side by side inside the pair's."""
+    im = touching(glyphs, 2, 7)
+    assert mnistlab.read(trained_run, [im])[0]["text"] == "27"
+    run = dataclasses.replace(trained_run, _pair_reader=_Sure("35"))
+    c = reading.candidates(im, run)
+    assert len(c.pair_index) and c.pair_probabilities.shape == (len(c.pair_index), 101)
+    assert [e >= len(c.spans) for e in c.chosen] == [True]
+    [r] = mnistlab.read(run, [im])
+    assert r["text"] == "35" and len(r["digits"]) == 2, r
+    (l1, t1, r1, b1), (l2, t2, r2, b2) = (d["box"] for d in r["digits"])
+    assert l1 < r1 == l2 < r2
+    assert r["digits"][0]["confidence"] > 0.99 and r["digits"][1]["probabilities"][5] > 0.99
+    assert 60 - 4 <= l1 and r2 <= im.width - 60 + 4  # the pair's ink, in the original picture's pixels
+
+
+def test_a_pair_reader_that_is_not_sure_leaves_the_reading_alone(trained_run, glyphs):
+    class Unsure(_Sure):
+        def proba(self, x):
+            out = super().proba(x)
+            out[:, self.label], out[:, 100] = 0.5, 0.5 - 100e-6
+            return out
+
+    im = number(glyphs, "1905", gaps=[0, 4, 0, 0])
+    before = mnistlab.read(trained_run, [im])[0]["text"]
+    assert mnistlab.read(dataclasses.replace(trained_run, _pair_reader=Unsure("35")), [im])[0]["text"] == before
+    # What keeps it is the reader's confidence: sure of the same pair, it reads it.
+    assert "35" in mnistlab.read(dataclasses.replace(trained_run, _pair_reader=_Sure("35")), [im])[0]["text"]
+
+
+def test_without_a_pair_reader_no_candidate_is_a_pair(trained_run, glyphs):
+    # As a run trained before pairs were read: no pairs.npz to load (the detector already loaded).
+    run = dataclasses.replace(trained_run, path=trained_run.path / "nowhere", _pair_reader=None,
+                              _rejector=trained_run.rejector)
+    c = reading.candidates(number(glyphs, "1905"), run)
+    assert len(c.pair_index) == 0 and all(e < len(c.spans) for e in c.chosen)
