@@ -185,12 +185,12 @@ def test_an_export_of_an_older_model_is_not_used(exported, tmp_path):
 
 
 def test_predict_through_onnxruntime_never_imports_tensorflow(exported, trained_run, test_digits, tmp_path):
-    """A deployed copy as README describes it (metrics.json, rejection.npz, the ONNX export; no model.keras),
-    predicted in a fresh interpreter."""
+    """A deployed copy as README describes it (metrics.json, rejection.npz, pairs.npz, the ONNX export; no
+    model.keras), predicted and read in a fresh interpreter."""
     run_dir, _ = exported
     bundle = tmp_path / "bundle"
     (bundle / runs.EXPORT_DIR).mkdir(parents=True)
-    for name in [runs.METRICS_FILE, runs.REJECTION_FILE]:
+    for name in [runs.METRICS_FILE, runs.REJECTION_FILE, runs.PAIRS_FILE]:
         if (run_dir / name).is_file():
             shutil.copy(run_dir / name, bundle)
     onnx, detector = runs.export_path(run_dir, "onnx"), runs.detector_export_path(run_dir)
@@ -208,10 +208,12 @@ def test_predict_through_onnxruntime_never_imports_tensorflow(exported, trained_
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras', 'jax', "
             "'torch'))\n"
             f"onnx_detector = load_run({str(bundle)!r}).rejector.runtime is not None\n"
-            "print(json.dumps({'rc': rc, 'heavy': heavy, 'onnx_detector': onnx_detector}), file=sys.stderr)\n")
+            f"pairs = load_run({str(bundle)!r}).pair_reader is not None\n"
+            "print(json.dumps({'rc': rc, 'heavy': heavy, 'onnx_detector': onnx_detector, 'pairs': pairs}), "
+            "file=sys.stderr)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=120)
     summary = json.loads(done.stderr.strip().splitlines()[-1])
-    assert summary == {"rc": 0, "heavy": [], "onnx_detector": True}, done.stderr
+    assert summary == {"rc": 0, "heavy": [], "onnx_detector": True, "pairs": True}, done.stderr
     got = json.loads(done.stdout)
     want = mnistlab.predict(runs.load_run(trained_run.path, engine="keras"), pictures)
     assert any(g["digit"] is not None for g in got)

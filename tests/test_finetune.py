@@ -112,6 +112,8 @@ def test_finetune_writes_a_normal_run_that_learned_the_pictures(trained_run, fol
     assert tuned.metrics["calibration"]["fitted_on"].startswith("validation split")
     assert tuned.temperature > 0 and tuned.rejector is not None
     assert tuned.rejector.weights.keys() == trained_run.rejector.weights.keys()
+    # The reader of touching pairs does not read the model: it comes along as it is.
+    assert (out / runs.PAIRS_FILE).read_bytes() == (trained_run.path / runs.PAIRS_FILE).read_bytes()
     # A normal run directory: reloads, evaluates on its pictures, predicts.
     again = mnistlab.load_run(out)
     assert again.settings == tuned.settings

@@ -35,6 +35,10 @@ MAX_PAIRS = 50000
 # the wrong width renders as), this many per pair, so that the reader's confidence says whether it is a pair.
 OTHERS = 0.4
 NOT_A_PAIR = 100
+# This share of the pairs is of digits in the detector's training fonts and pens (`rejection.font_digits`, none of
+# the benchmarks' fonts), drawn from FONT_DIGITS of them: people's digits are not all MNIST's.
+FONT_PAIRS = 0.25
+FONT_DIGITS = 6000
 EPOCHS = 12
 # A small training set (tests, `--limit`) draws as many pairs as it has digits, and proportionally fewer epochs.
 FULL_SIZE, MIN_EPOCHS = 40000, 2
@@ -152,7 +156,14 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, seed: int = 0, log: Callable[[
     epochs = max(MIN_EPOCHS, min(EPOCHS, round(EPOCHS * len(x) / FULL_SIZE)))
     if log is not None:
         log(f"mnistlab: fitting the pair reader ({n} pairs, {epochs} epochs)")
-    xs, ys = draw(n, rng, x[:cut], y[:cut])
+    n_font = int(FONT_PAIRS * n) if FONT_PAIRS else 0
+    xs, ys = draw(n - n_font, rng, x[:cut], y[:cut])
+    if n_font:
+        from .rejection import font_digits
+
+        fonts, font_labels = font_digits(min(FONT_DIGITS, n_font), rng)
+        xf, yf = draw(n_font, rng, fonts, font_labels)
+        xs, ys = np.concatenate([xs, xf]), np.concatenate([ys, yf])
     m = int(OTHERS * n)
     xs, ys = np.concatenate([xs, others(m, rng, x[:cut])]), np.concatenate([ys, np.full(m, NOT_A_PAIR)])
     keras.utils.set_random_seed(seed)

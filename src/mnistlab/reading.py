@@ -31,6 +31,10 @@ How a picture becomes a number (`read`, `mnistlab read`, `POST /api/read`):
    digits with the highest total score. The weights were learnt on development numbers by a structured
    perceptron (`benchmarks/read_numbers.py --fit`): the model's confidence alone cannot choose, because it
    is as sure of two touching digits taken as one (an "87" read as an 8) as of either digit alone.
+6. Pairs read whole: where the run has a pair reader (pairs.py), every candidate one to two digits wide is also
+   read as two touching digits, and `_read_pairs` replaces one or two digits of the best reading by a pair made of
+   exactly their pieces where the pair reader is sure (`PAIR_CONFIDENCE`) and surer than they are together: a
+   touching pair that no cut separates, or a cut that left a stroke on the wrong side.
 
 The answer's confidence is the product of its digits' (calibrated) confidences: the chance that the whole
 number is right if the segmentation is.
@@ -626,9 +630,16 @@ def _hypothesis(pieces: list[_Piece], ctx: _Context) -> _Hypothesis:
                 spans.append((i, j))
                 keys.append(key)
     if fresh:
-        proba, not_digit = _classify(ctx.run, np.stack([ctx.renders[k][0] for k in fresh]))
-        for m, k in enumerate(fresh):
-            ctx.renders[k][2], ctx.renders[k][3] = proba[m], None if not_digit is None else not_digit[m]
+        # Runs that can only be pairs are read by the pair reader alone, not by the model and the detector.
+        single = [k for k in fresh if not _pair_only(len(k), ctx.renders[k][1], ctx.H)]
+        if single:
+            proba, not_digit = _classify(ctx.run, np.stack([ctx.renders[k][0] for k in single]))
+            for m, k in enumerate(single):
+                ctx.renders[k][2], ctx.renders[k][3] = proba[m], None if not_digit is None else not_digit[m]
+        no_detector = getattr(ctx.run, "rejector", None) is None
+        for k in fresh:
+            if ctx.renders[k][2] is None:
+                ctx.renders[k][2], ctx.renders[k][3] = np.full(10, 0.1, np.float32), None if no_detector else 0.0
         wide = [k for k in fresh if PAIR_WIDTH[0] * ctx.H <= ctx.renders[k][1][2] - ctx.renders[k][1][0]
                 <= PAIR_WIDTH[1] * ctx.H] if reader is not None else []
         if wide:
@@ -648,13 +659,18 @@ def _hypothesis(pieces: list[_Piece], ctx: _Context) -> _Hypothesis:
     # The picture's scale and size are set by `candidates`, which knows them.
     c = Candidates(pieces, spans, x, boxes_out, proba, features, 1.0, (0, 0), [], pair_index, pair_proba,
                    [ctx.renders[k][5] for k in keys])
-    c.pair_only = np.array([j - i > MAX_SPAN or (j - i > 1 and (b[2] - b[0]) > SPAN_WIDTH * ctx.H)
-                            for (i, j), b in zip(spans, boxes_out)], bool)
+    c.pair_only = np.array([_pair_only(j - i, b, ctx.H) for (i, j), b in zip(spans, boxes_out)], bool)
     score = _single_only(c, _score(features))
     chosen = _choose(n, spans, score)
     total = float(score[chosen].sum()) if chosen else -math.inf
     c.chosen = _read_pairs(c, chosen)
     return _Hypothesis(c, total)
+
+
+def _pair_only(count: int, box: Sequence[int], H: float) -> bool:
+    """Whether a run of `count` pieces whose ink spans `box` ([left, top, right, bottom]) can only be a pair: more
+    pieces than one digit is made of, or wider than one digit is."""
+    return count > MAX_SPAN or (count > 1 and box[2] - box[0] > SPAN_WIDTH * H)
 
 
 def _render_group(group: Sequence[_Piece], box: list[int], ctx: _Context, r: int, pad: int) -> list[Any] | None:
