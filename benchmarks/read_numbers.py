@@ -357,7 +357,7 @@ def _gold(c, truth: list[list[int]]) -> list[int] | None:
     best = {(0, 0): (0.0, None)}
     for j in range(1, n + 1):
         for k, (i, jj) in enumerate(c.spans):
-            if jj != j or c.pair_only[k]:
+            if jj != j:
                 continue
             for d in range(m):
                 if (i, d) in best:
@@ -409,7 +409,7 @@ def fit_scorer(run, samples: list[NumberSample], epochs: int = 30) -> None:
         for i in rng.permutation(len(usable)):
             s, c, gold = usable[i]
             f = design(c)
-            got = reading._choose(len(c.pieces), c.spans, reading._single_only(c, f @ w))
+            got = reading._choose(len(c.pieces), c.spans, f @ w)
             if got != gold:
                 w += f[gold].sum(axis=0) - f[got].sum(axis=0)
             total += w
@@ -425,8 +425,7 @@ def fit_scorer(run, samples: list[NumberSample], epochs: int = 30) -> None:
         print(f"  {name:>24}: {v:+.3f}")
     ok, touching = [], []
     for s, c, _ in found:
-        chosen = [] if c is None else reading._read_pairs(c, reading._choose(len(c.pieces), c.spans,
-                                                                             reading._single_only(c, design(c) @ w)))
+        chosen = [] if c is None else reading._read_pairs(c, reading._choose(len(c.pieces), c.spans, design(c) @ w))
         ok.append(c is not None and "".join(str(int(np.argmax(p))) for p, _, _ in c.digits(chosen)) == s.text)
         touching.append(s.touching)
     ok, touching = np.array(ok), np.array(touching)

@@ -91,7 +91,7 @@ def test_a_sure_pair_replaces_the_two_digits_it_is_made_of_with_their_own_boxes(
     assert mnistlab.read(trained_run, [im])[0]["text"] == "27"
     run = dataclasses.replace(trained_run, _pair_reader=_Sure("35"))
     c = reading.candidates(im, run)
-    assert len(c.pair_index) and c.pair_probabilities.shape == (len(c.pair_index), 101)
+    assert len(c.pair_spans) and c.pair_probabilities.shape == (len(c.pair_spans), 101)
     assert [e >= len(c.spans) for e in c.chosen] == [True]
     [r] = mnistlab.read(run, [im])
     assert r["text"] == "35" and len(r["digits"]) == 2, r
@@ -120,4 +120,4 @@ def test_without_a_pair_reader_no_candidate_is_a_pair(trained_run, glyphs):
     run = dataclasses.replace(trained_run, path=trained_run.path / "nowhere", _pair_reader=None,
                               _rejector=trained_run.rejector)
     c = reading.candidates(number(glyphs, "1905"), run)
-    assert len(c.pair_index) == 0 and all(e < len(c.spans) for e in c.chosen)
+    assert len(c.pair_spans) == 0 and all(e < len(c.spans) for e in c.chosen)

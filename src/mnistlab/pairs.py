@@ -7,15 +7,17 @@ them (a 1 leaning into a 0, a 2's top bar lying on a 9), and some cuts leave one
 of one to two digits' width both as one digit and as a pair, and its Viterbi choice weighs the two
 (`reading.PAIR_FEATURES`).
 
-The network is the `cnn` recipe's layers with 100 outputs, fitted at the end of training beside the not-a-digit
-detector (`fit`), on pairs of the run's own training digits drawn and framed as the detector's pair negatives
-(`rejection._pair`: touching, overlapping by up to a fifth of the narrower digit, or a little apart), with a
-temperature fitted on pairs of held-out digits so that its confidence is calibrated as the model's is. It runs in
-NumPy (`PairReader.proba`, the detector's layers), so the TensorFlow-free path reads pairs too.
+The network is the `cnn` recipe's layers with 101 outputs ("00"-"99" and `NOT_A_PAIR`), fitted at the end of
+training beside the not-a-digit detector (`fit`), on pairs of the run's own training digits and, for a quarter,
+of digits in the detector's training fonts and pens, drawn and framed as the detector's pair negatives
+(`rejection._pair`: touching, overlapping by up to a fifth of the narrower digit, or a little apart); one digit
+alone, three digits and a pair cut inside a digit are "not a pair", so that its confidence says whether a
+candidate is a pair at all. A temperature fitted on pairs of held-out digits calibrates it as the model is. It
+runs in NumPy (`PairReader.proba`, the detector's layers), so the TensorFlow-free path reads pairs too.
 
-Measured in docs/benchmarks.md ("A reader of touching pairs"; benchmarks/pair_reader.py): on pairs of digits
-the run never trained on, 15 epochs named 94.5% of the pairs, against 97.3% for the model reading each digit
-alone after a perfect cut.
+Measured in docs/benchmarks.md ("Pairs read whole"; benchmarks/pair_reader.py measured the idea first: 15
+epochs named 94.5% of pairs of digits the run never trained on, against 97.3% for the model reading each digit
+alone after a perfect cut).
 """
 
 from __future__ import annotations

@@ -481,13 +481,14 @@ class Candidates:
     scale: float  # original pixels per working pixel
     size: tuple[int, int]  # the original picture's (width, height)
     chosen: list[int] = field(default_factory=list)  # the best reading: indices into spans (K + q: pair q)
-    # Candidates the pair reader read (pairs.py): indices into spans, their pair probabilities (P, 101), and the
-    # column splitting each candidate's ink in two (all K). In `chosen`, K + q reads candidate pair_index[q] as a pair.
-    pair_index: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    # What the pair reader read (pairs.py): runs of pieces making one or two digits of the best reading, their
+    # inputs, boxes, pair probabilities (P, 101) and the column splitting each one's ink in two. In `chosen`,
+    # K + q reads pair q.
+    pair_spans: list[tuple[int, int]] = field(default_factory=list)
+    pair_inputs: list[np.ndarray] = field(default_factory=list)
+    pair_boxes: list[list[int]] = field(default_factory=list)
     pair_probabilities: np.ndarray = field(default_factory=lambda: np.zeros((0, 101), np.float32))
-    splits: list[int] = field(default_factory=list)
-    # Runs of more than `MAX_SPAN` pieces or wider than `SPAN_WIDTH` H are candidates only as pairs (all K)
-    pair_only: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    pair_splits: list[int] = field(default_factory=list)
 
     def digits(self, chosen: Sequence[int]) -> list[tuple[np.ndarray, list[int], np.ndarray]]:
         """The digits `chosen` reads (indices into spans, and K + q for pair q), left to right: (probabilities (10,), box at the working scale
@@ -500,12 +501,12 @@ class Candidates:
             if e < K:
                 out.append((self.probabilities[e], list(self.boxes[e]), self.inputs[e]))
                 continue
-            k = int(self.pair_index[e - K])
-            first, second = marginals(self.pair_probabilities[e - K])
-            left, top, right, bottom = self.boxes[k]
-            split = self.splits[k]
-            out.append((first[0], [left, top, split, bottom], self.inputs[k]))
-            out.append((second[0], [split, top, right, bottom], self.inputs[k]))
+            q = e - K
+            first, second = marginals(self.pair_probabilities[q])
+            left, top, right, bottom = self.pair_boxes[q]
+            split = self.pair_splits[q]
+            out.append((first[0], [left, top, split, bottom], self.pair_inputs[q]))
+            out.append((second[0], [split, top, right, bottom], self.pair_inputs[q]))
         return out
 
 
@@ -609,17 +610,12 @@ def _hypothesis(pieces: list[_Piece], ctx: _Context) -> _Hypothesis:
     missing = [p for p in pieces if id(p) not in ctx.masks]
     for p, m in zip(missing, _piece_masks(missing, ctx.lab, r)):
         ctx.masks[id(p)] = m
-    reader = getattr(ctx.run, "pair_reader", None)
-    # A pair may be made of twice as many pieces as one digit, and be wider: such runs are candidates only as pairs.
-    widest = max(SPAN_WIDTH, PAIR_WIDTH[1]) if reader is not None else SPAN_WIDTH
-    longest = 2 * MAX_SPAN if reader is not None else MAX_SPAN
     spans, keys, fresh = [], [], []
     for i in range(n):
-        for j in range(i + 1, min(n, i + longest) + 1):
+        for j in range(i + 1, min(n, i + MAX_SPAN) + 1):
             group = pieces[i:j]
-            box = [min(p.box[0] for p in group), min(p.box[1] for p in group),
-                   max(p.box[2] for p in group), max(p.box[3] for p in group)]
-            if j - i > 1 and box[3] - box[1] > widest * ctx.H:
+            box = _box(group)
+            if j - i > 1 and box[3] - box[1] > SPAN_WIDTH * ctx.H:
                 break
             key = tuple(id(p) for p in group)
             if key not in ctx.renders:
@@ -630,21 +626,9 @@ def _hypothesis(pieces: list[_Piece], ctx: _Context) -> _Hypothesis:
                 spans.append((i, j))
                 keys.append(key)
     if fresh:
-        # Runs that can only be pairs are read by the pair reader alone, not by the model and the detector.
-        single = [k for k in fresh if not _pair_only(len(k), ctx.renders[k][1], ctx.H)]
-        if single:
-            proba, not_digit = _classify(ctx.run, np.stack([ctx.renders[k][0] for k in single]))
-            for m, k in enumerate(single):
-                ctx.renders[k][2], ctx.renders[k][3] = proba[m], None if not_digit is None else not_digit[m]
-        no_detector = getattr(ctx.run, "rejector", None) is None
-        for k in fresh:
-            if ctx.renders[k][2] is None:
-                ctx.renders[k][2], ctx.renders[k][3] = np.full(10, 0.1, np.float32), None if no_detector else 0.0
-        wide = [k for k in fresh if PAIR_WIDTH[0] * ctx.H <= ctx.renders[k][1][2] - ctx.renders[k][1][0]
-                <= PAIR_WIDTH[1] * ctx.H] if reader is not None else []
-        if wide:
-            for k, q in zip(wide, reader.proba(np.stack([ctx.renders[k][0] for k in wide]))):
-                ctx.renders[k][4] = q
+        proba, not_digit = _classify(ctx.run, np.stack([ctx.renders[k][0] for k in fresh]))
+        for m, k in enumerate(fresh):
+            ctx.renders[k][2], ctx.renders[k][3] = proba[m], None if not_digit is None else not_digit[m]
     if not keys:
         return _Hypothesis(None, -math.inf)
     x = np.stack([ctx.renders[k][0] for k in keys])
@@ -653,24 +637,48 @@ def _hypothesis(pieces: list[_Piece], ctx: _Context) -> _Hypothesis:
     nd = [ctx.renders[k][3] for k in keys]
     not_digit = None if nd[0] is None else np.array(nd, np.float32)
     features = _features(pieces, spans, proba, boxes_out, not_digit, ctx.W, ctx.H)
-    pair_index = np.array([k for k, key in enumerate(keys) if ctx.renders[key][4] is not None], int)
-    pair_proba = (np.stack([ctx.renders[keys[k]][4] for k in pair_index]) if len(pair_index)
-                  else np.zeros((0, 101), np.float32))
     # The picture's scale and size are set by `candidates`, which knows them.
-    c = Candidates(pieces, spans, x, boxes_out, proba, features, 1.0, (0, 0), [], pair_index, pair_proba,
-                   [ctx.renders[k][5] for k in keys])
-    c.pair_only = np.array([_pair_only(j - i, b, ctx.H) for (i, j), b in zip(spans, boxes_out)], bool)
-    score = _single_only(c, _score(features))
+    c = Candidates(pieces, spans, x, boxes_out, proba, features, 1.0, (0, 0))
+    score = _score(features)
     chosen = _choose(n, spans, score)
     total = float(score[chosen].sum()) if chosen else -math.inf
+    if getattr(ctx.run, "pair_reader", None) is not None and chosen:
+        _pair_candidates(c, chosen, ctx, r, pad)
     c.chosen = _read_pairs(c, chosen)
     return _Hypothesis(c, total)
 
 
-def _pair_only(count: int, box: Sequence[int], H: float) -> bool:
-    """Whether a run of `count` pieces whose ink spans `box` ([left, top, right, bottom]) can only be a pair: more
-    pieces than one digit is made of, or wider than one digit is."""
-    return count > MAX_SPAN or (count > 1 and box[2] - box[0] > SPAN_WIDTH * H)
+def _box(group: Sequence[_Piece]) -> list[int]:
+    """The box [top, left, bottom, right] of pieces' ink."""
+    return [min(p.box[0] for p in group), min(p.box[1] for p in group),
+            max(p.box[2] for p in group), max(p.box[3] for p in group)]
+
+
+def _pair_candidates(c: Candidates, chosen: list[int], ctx: _Context, r: int, pad: int) -> None:
+    """Read, with the run's pair reader, every run of pieces making one or two neighbouring digits (`PAIR_COVERS`)
+    of the best reading `chosen` and `PAIR_WIDTH` wide: the only pairs `_read_pairs` can put in their place (a
+    pair may be made of twice as many pieces as one digit, and be wider). Rendered once a picture, like digits."""
+    bounds = [c.spans[e] for e in chosen]
+    for a in range(len(chosen)):
+        for b in range(a, min(len(chosen), a + PAIR_COVERS)):
+            i, j = bounds[a][0], bounds[b][1]
+            group = c.pieces[i:j]
+            key = tuple(id(p) for p in group)
+            if key not in ctx.renders:
+                ctx.renders[key] = _render_group(group, _box(group), ctx, r, pad)
+            render = ctx.renders[key]
+            if render is not None and PAIR_WIDTH[0] * ctx.H <= render[1][2] - render[1][0] <= PAIR_WIDTH[1] * ctx.H:
+                c.pair_spans.append((i, j))
+                c.pair_inputs.append(render[0])
+                c.pair_boxes.append(render[1])
+                c.pair_splits.append(render[5])
+    need = [tuple(id(p) for p in c.pieces[i:j]) for i, j in c.pair_spans]
+    fresh = [k for k in dict.fromkeys(need) if ctx.renders[k][4] is None]
+    if fresh:
+        for k, q in zip(fresh, ctx.run.pair_reader.proba(np.stack([ctx.renders[k][0] for k in fresh]))):
+            ctx.renders[k][4] = q
+    if need:
+        c.pair_probabilities = np.stack([ctx.renders[k][4] for k in need])
 
 
 def _render_group(group: Sequence[_Piece], box: list[int], ctx: _Context, r: int, pad: int) -> list[Any] | None:
@@ -736,13 +744,6 @@ def _score(features: np.ndarray) -> np.ndarray:
     return ((features - SCORER_MEAN) / SCORER_STD) @ SCORER_WEIGHTS + SCORER_BIAS
 
 
-def _single_only(c: Candidates, score: np.ndarray) -> np.ndarray:
-    """Scores with the candidates that may only be pairs (`Candidates.pair_only`) taken out of the choice."""
-    score = np.asarray(score, np.float64).copy()
-    score[c.pair_only] = -np.inf
-    return score
-
-
 def _read_pairs(c: Candidates, chosen: list[int]) -> list[int]:
     """The best reading with pairs read whole: a pair candidate replaces the one or two digits (`PAIR_COVERS`) of
     `chosen` whose pieces it is made of, where the pair reader is at least `PAIR_CONFIDENCE` sure of it, reads them
@@ -753,8 +754,7 @@ def _read_pairs(c: Candidates, chosen: list[int]) -> list[int]:
     starts = {c.spans[e][0]: a for a, e in enumerate(chosen)}
     ends = {c.spans[e][1]: a for a, e in enumerate(chosen)}
     options = []
-    for q, k in enumerate(c.pair_index):
-        i, j = c.spans[k]
+    for q, (i, j) in enumerate(c.pair_spans):
         if i not in starts or j not in ends or not 0 <= ends[j] - starts[i] < PAIR_COVERS:
             continue
         a, b = starts[i], ends[j]
