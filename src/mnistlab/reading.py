@@ -33,8 +33,9 @@ How a picture becomes a number (`read`, `mnistlab read`, `POST /api/read`):
    is as sure of two touching digits taken as one (an "87" read as an 8) as of either digit alone.
 6. Pairs read whole: where the run has a pair reader (pairs.py), every candidate one to two digits wide is also
    read as two touching digits, and `_read_pairs` replaces one or two digits of the best reading by a pair made of
-   exactly their pieces where the pair reader is sure (`PAIR_CONFIDENCE`) and surer than they are together: a
-   touching pair that no cut separates, or a cut that left a stroke on the wrong side.
+   exactly their pieces where the pair reader is sure (`PAIR_CONFIDENCE`) and surer than they are together (or
+   the detector refuses one of them): a touching pair that no cut separates, two digits taken for one, or a cut
+   that left a stroke on the wrong side.
 
 The answer's confidence is the product of its digits' (calibrated) confidences: the chance that the whole
 number is right if the segmentation is.
@@ -94,12 +95,16 @@ SCORER_WEIGHTS = np.array([-1, -4.68, 1.478, -9.78, 4.6, -0.4509, 4.154, -0.6683
 SCORER_BIAS = -2.084
 # Two touching digits read whole (pairs.py): a candidate between these widths (in H) is also read by the run's pair
 # reader. Where one is, in the best reading, exactly one digit or two neighbouring digits, the pair reader is at
-# least PAIR_CONFIDENCE sure of it, reads it otherwise, and is surer than the digits' own confidences together, it
-# replaces them (`_read_pairs`). Development numbers (benchmarks/read_numbers.py --dev, seed 0, numbers 0-399 /
-# 400-799), exact strings: 67.5% / 67.5% without, 70.2% / 70.0% with 0.8 (0.7: 70.0 / 70.2%, 0.9: 69.2 / 70.2%;
-# runs of three digits too: 70.0 / 69.8%; a joint Viterbi choice with pair edges scored linearly: 69.0% on 0-399).
+# least PAIR_CONFIDENCE sure of it and reads it otherwise, and either it is surer than the digits' own confidences
+# together or the not-a-digit detector refuses one of them (a merged pair read as one digit), it replaces them
+# (`_read_pairs`). Development numbers (benchmarks/read_numbers.py --dev, seed 0, numbers 0-399 / 400-799), exact
+# strings, two pair readers fitted for the same run (without / with font pairs): 67.5% / 67.5% without pairs;
+# surer than the digits at 0.8: 70.2 / 70.0% and 68.2 / 72.2%; with the detector's refusal too, at 0.6:
+# 69.8 / 70.5% and 71.0 / 74.0% (0.5: 69.0 / 70.5% and 71.2 / 74.0%); without "surer than the digits", 0.6:
+# 65.0 / 69.0% (second reader); runs of three digits too: 70.0 / 69.8%; a joint Viterbi choice with pair edges
+# scored linearly: 69.0% on 0-399.
 PAIR_WIDTH = (0.6, 2.2)
-PAIR_CONFIDENCE = 0.8
+PAIR_CONFIDENCE = 0.6
 PAIR_COVERS = 2  # digits of the best reading one pair may replace
 
 
@@ -481,6 +486,7 @@ class Candidates:
     scale: float  # original pixels per working pixel
     size: tuple[int, int]  # the original picture's (width, height)
     chosen: list[int] = field(default_factory=list)  # the best reading: indices into spans (K + q: pair q)
+    singles: list[int] = field(default_factory=list)  # the best reading before pairs were read whole
     # What the pair reader read (pairs.py): runs of pieces making one or two digits of the best reading, their
     # inputs, boxes, pair probabilities (P, 101) and the column splitting each one's ink in two. In `chosen`,
     # K + q reads pair q.
@@ -524,11 +530,12 @@ def segment(image: Any, run: Any, *, max_pixels: int = _img.MAX_PIXELS) -> Readi
     if rejector is not None:
         from .prediction import NOT_A_DIGIT
 
-        # A pair read whole is two digits the pair reader is sure of (`PAIR_CONFIDENCE`): none refused (the
-        # detector refuses pairs by design).
-        refused = sum(int(c.features[e, 1] > rejector.threshold) for e in chosen if e < len(c.spans))
-        if refused > NOT_A_NUMBER * len(digits):
-            raise NoDigitError(f"{NOT_A_DIGIT}: {refused} of the {len(digits)} marks read are not digits")
+        # Judged on the reading before pairs were read whole (the detector refuses a pair by design, and a pair
+        # reader never saw a letter): reading pairs changes no answer to "is this a number".
+        singles = c.singles or chosen
+        refused = int(np.count_nonzero(c.features[singles, 1] > rejector.threshold))
+        if refused > NOT_A_NUMBER * len(singles):
+            raise NoDigitError(f"{NOT_A_DIGIT}: {refused} of the {len(singles)} marks read are not digits")
     w, h = c.size
     out_boxes = [[max(0, math.floor(b[0] * c.scale)), max(0, math.floor(b[1] * c.scale)),
                   min(w, math.ceil(b[2] * c.scale)), min(h, math.ceil(b[3] * c.scale))] for _, b, _ in digits]
@@ -644,7 +651,9 @@ def _hypothesis(pieces: list[_Piece], ctx: _Context) -> _Hypothesis:
     total = float(score[chosen].sum()) if chosen else -math.inf
     if getattr(ctx.run, "pair_reader", None) is not None and chosen:
         _pair_candidates(c, chosen, ctx, r, pad)
-    c.chosen = _read_pairs(c, chosen)
+    rejector = getattr(ctx.run, "rejector", None)
+    c.singles = chosen
+    c.chosen = _read_pairs(c, chosen, None if rejector is None else rejector.threshold)
     return _Hypothesis(c, total)
 
 
@@ -744,10 +753,11 @@ def _score(features: np.ndarray) -> np.ndarray:
     return ((features - SCORER_MEAN) / SCORER_STD) @ SCORER_WEIGHTS + SCORER_BIAS
 
 
-def _read_pairs(c: Candidates, chosen: list[int]) -> list[int]:
+def _read_pairs(c: Candidates, chosen: list[int], threshold: float | None = None) -> list[int]:
     """The best reading with pairs read whole: a pair candidate replaces the one or two digits (`PAIR_COVERS`) of
     `chosen` whose pieces it is made of, where the pair reader is at least `PAIR_CONFIDENCE` sure of it, reads them
-    otherwise and is surer than their confidences together (the surest first). K + q stands for pair q."""
+    otherwise, and is surer than their confidences together or the not-a-digit detector refuses one of them
+    (log-odds above `threshold`; None: no detector). The surest first; K + q stands for pair q."""
     from .pairs import NOT_A_PAIR
 
     K = len(c.spans)
@@ -762,7 +772,8 @@ def _read_pairs(c: Candidates, chosen: list[int]) -> list[int]:
         top, said = float(p.max()), int(p.argmax())
         digits = [int(np.argmax(c.probabilities[e])) for e in chosen[a: b + 1]]
         alone = float(np.prod([c.probabilities[e].max() for e in chosen[a: b + 1]]))
-        if top >= PAIR_CONFIDENCE and [said // 10, said % 10] != digits and top > alone:
+        refused = threshold is not None and bool((c.features[chosen[a: b + 1], 1] > threshold).any())
+        if top >= PAIR_CONFIDENCE and [said // 10, said % 10] != digits and (top > alone or refused):
             options.append((top, a, b, K + q))
     taken: dict[int, tuple[int, int]] = {}
     for _, a, b, e in sorted(options, reverse=True):
