@@ -121,3 +121,33 @@ def test_without_a_pair_reader_no_candidate_is_a_pair(trained_run, glyphs):
                               _rejector=trained_run.rejector)
     c = reading.candidates(number(glyphs, "1905"), run)
     assert len(c.pair_spans) == 0 and all(e < len(c.spans) for e in c.chosen)
+
+
+def _picture_of_three_pieces(pair_top: float, refused: bool) -> reading.Candidates:
+    """Candidates for three pieces read "8", "3" ("8" made of pieces 0-1, "3" of piece 2), the first sure of
+    itself (0.99) and refused by the detector or not, and a pair "14" over pieces 0-1 at `pair_top`."""
+    spans = [(0, 1), (1, 2), (0, 2), (2, 3)]
+    proba = np.full((4, 10), 0.001, np.float32)
+    proba[2, 8], proba[3, 3], proba[0, 1], proba[1, 4] = 0.99, 0.99, 0.99, 0.99
+    features = np.zeros((4, len(reading.FEATURES)), np.float32)
+    features[2, 1] = 5.0 if refused else -5.0  # the not-a-digit log-odds of "8"
+    c = reading.Candidates([None] * 3, spans, np.zeros((4, 28, 28), np.float32), [[0, 0, 10, 10]] * 4, proba,
+                           features, 1.0, (10, 10))
+    pair = np.full(101, (1 - pair_top) / 100, np.float32)
+    pair[14] = pair_top
+    c.pair_spans, c.pair_inputs, c.pair_boxes, c.pair_splits = [(0, 2)], [np.zeros((28, 28))], [[0, 0, 10, 10]], [5]
+    c.pair_probabilities = pair[None]
+    return c
+
+
+@pytest.mark.parametrize("pair_top, refused, replaced", [
+    (0.995, False, True),   # surer than the digit it replaces
+    (0.7, False, False),    # less sure than the digit, which the detector takes for a digit: kept
+    (0.7, True, True),      # the detector refuses the "8": two digits taken for one
+    (reading.PAIR_CONFIDENCE - 0.05, True, False),  # never below PAIR_CONFIDENCE
+])
+def test_which_digits_a_pair_replaces(pair_top, refused, replaced):
+    c = _picture_of_three_pieces(pair_top, refused)
+    chosen = reading._read_pairs(c, [2, 3], threshold=0.0)
+    text = "".join(str(int(np.argmax(p))) for p, _, _ in c.digits(chosen))
+    assert (chosen, text) == (([4, 3], "143") if replaced else ([2, 3], "83"))
