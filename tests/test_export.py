@@ -87,6 +87,7 @@ def test_the_onnx_export_brings_the_detector_scoring_like_numpy(exported, test_d
     assert (want > plain.rejector.threshold).sum() >= 50  # the non-digits' side was scored too
     assert onnx.rejector.score(x[:0], proba[:0]).shape == (0,)
     assert f"`{runs.DETECTOR_EXPORT}`" in (run_dir / runs.EXPORT_DIR / runs.MODEL_CARD_FILE).read_text()
+    assert f"`{runs.PAIRS_FILE}`" in (run_dir / runs.EXPORT_DIR / runs.MODEL_CARD_FILE).read_text()
 
 
 def test_a_detector_copy_from_another_rejection_file_is_not_used(exported, tmp_path):

@@ -478,6 +478,10 @@ def model_card(run: runs.Run, records: list[dict[str, Any]]) -> str:
         lines += [f"Not-a-digit refusals: mnistlab refuses pictures that are not digits with a small detector stored "
                   f"beside the run (`{runs.REJECTION_FILE}`, run in NumPy); it is not part of the exports "
                   f"above.{copy}", ""]
+    if (run.path / runs.PAIRS_FILE).is_file():
+        lines += [f"Whole numbers: `mnistlab read` also reads two touching digits whole with a second small network "
+                  f"stored beside the run (`{runs.PAIRS_FILE}`, run in NumPy, 101 classes: the pairs 00-99 and "
+                  "\"not a pair\"); it is not part of the exports above. Copy it with the export to read numbers.", ""]
     lines += [
         "## Input contract",
         "",
