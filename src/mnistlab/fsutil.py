@@ -63,6 +63,23 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2) + "\n")
 
 
+def save_arrays(path: str | os.PathLike, arrays: dict[str, Any], **scalars: Any) -> None:
+    """Write named NumPy arrays and scalars to an .npz file atomically (a fitted network's weights and settings)."""
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays, **scalars)
+
+
+def load_arrays(path: str | os.PathLike, scalars: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read an .npz file written by `save_arrays`: (float32 arrays by name, the named scalars present in it)."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: np.asarray(z[k], np.float32) for k in z.files if k not in scalars}
+        return arrays, {k: z[k].item() for k in scalars if k in z.files}
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temporary directory path beside `path` (not yet created); on success it replaces `path`.

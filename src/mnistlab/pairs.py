@@ -74,17 +74,17 @@ class PairReader:
 
     def save(self, path: Path) -> None:
         """Write the reader to an .npz file atomically."""
-        from .fsutil import atomic_path
+        from .fsutil import save_arrays
 
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **self.weights, temperature=np.float32(self.temperature), version=np.int32(self.version))
+        save_arrays(path, self.weights, temperature=np.float32(self.temperature), version=np.int32(self.version))
 
     @classmethod
     def load(cls, path: Path) -> "PairReader":
         """Read a reader written by `save`."""
-        with np.load(path, allow_pickle=False) as z:
-            weights = {k: np.asarray(z[k], np.float32) for k in z.files if k not in ("temperature", "version")}
-            return cls(weights, float(z["temperature"]), int(z["version"]))
+        from .fsutil import load_arrays
+
+        weights, settings = load_arrays(path, ("temperature", "version"))
+        return cls(weights, float(settings["temperature"]), int(settings["version"]))
 
 
 def marginals(pair_proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

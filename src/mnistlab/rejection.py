@@ -106,18 +106,17 @@ class Rejector:
 
     def save(self, path: Path) -> None:
         """Write the detector to an .npz file atomically."""
-        from .fsutil import atomic_path
+        from .fsutil import save_arrays
 
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **self.weights, threshold=np.float32(self.threshold), version=np.int32(self.version))
+        save_arrays(path, self.weights, threshold=np.float32(self.threshold), version=np.int32(self.version))
 
     @classmethod
     def load(cls, path: Path) -> "Rejector":
-        """Read a detector written by `save` (either version)."""
-        with np.load(path, allow_pickle=False) as z:
-            weights = {k: np.asarray(z[k], np.float32) for k in z.files if k not in ("threshold", "version")}
-            version = int(z["version"]) if "version" in z.files else 1
-            return cls(weights, float(z["threshold"]), version)
+        """Read a detector written by `save` (any version; version 1 files have no "version")."""
+        from .fsutil import load_arrays
+
+        weights, settings = load_arrays(path, ("threshold", "version"))
+        return cls(weights, float(settings["threshold"]), int(settings.get("version", 1)))
 
 
 def keras_scorer(rejector: Rejector) -> Any:

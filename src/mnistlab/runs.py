@@ -183,17 +183,11 @@ class Run:
     def rejector(self) -> Any:
         """The not-a-digit detector (a rejection.Rejector) fitted with the run, or None for a run without one."""
         if self._rejector is None:
-            file = self.path / REJECTION_FILE
-            if not file.is_file():
-                return None
             from .rejection import Rejector
 
-            try:
-                self._rejector = Rejector.load(file)
-            except (OSError, ValueError, KeyError) as exc:
-                raise RunError(f"{file}: unreadable ({exc}); delete it to predict without refusals, or "
-                               f"{RETRAIN}") from exc
-            if self.engine == "onnx":
+            file = self.path / REJECTION_FILE
+            self._rejector = _load_beside(file, Rejector.load, "predict without refusals")
+            if self._rejector is not None and self.engine == "onnx":
                 runtime = _detector_runtime(self.path, file)
                 if runtime is not None:
                     self._rejector = dataclasses.replace(self._rejector, runtime=runtime)
@@ -204,16 +198,9 @@ class Run:
         """The reader of two touching digits (a pairs.PairReader) fitted with the run, or None (`read` then cuts
         every touching pair apart)."""
         if self._pair_reader is None:
-            file = self.path / PAIRS_FILE
-            if not file.is_file():
-                return None
             from .pairs import PairReader
 
-            try:
-                self._pair_reader = PairReader.load(file)
-            except (OSError, ValueError, KeyError) as exc:
-                raise RunError(f"{file}: unreadable ({exc}); delete it to read numbers without it, or "
-                               f"{RETRAIN}") from exc
+            self._pair_reader = _load_beside(self.path / PAIRS_FILE, PairReader.load, "read numbers without it")
         return self._pair_reader
 
     @property
@@ -580,6 +567,17 @@ def onnx_session(path: Path, threads: int = 1) -> Any:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _load_beside(file: Path, load: Callable[[Path], Any], without: str) -> Any:
+    """What `load` reads from a file fitted with the run, or None where the run has none; an unreadable file is
+    a RunError saying what deleting it would do (`without`)."""
+    if not file.is_file():
+        return None
+    try:
+        return load(file)
+    except (OSError, ValueError, KeyError) as exc:
+        raise RunError(f"{file}: unreadable ({exc}); delete it to {without}, or {RETRAIN}") from exc
 
 
 def onnx_detector(path: Path, threads: int = 1) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
