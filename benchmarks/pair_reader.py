@@ -9,7 +9,8 @@ MNIST training digits 0-53999 drawn and framed exactly as the not-a-digit detect
 (`rejection._pair`, `rejection._frame`: touching, overlapping by up to a fifth, or a little apart, as one 28x28
 picture), and scores it on pairs of the held-out training digits 54000-59999 (never the test set): the share of
 pairs whose two digits it names, against what the `cnn` run in RUN reads from the same two digits alone (the
-bound a perfect cut would give). Nothing in mnistlab uses it yet. Never part of the test suite.
+bound a perfect cut would give). `read` now uses a pair reader built on this measurement (src/mnistlab/pairs.py:
+101 classes, "not a pair" among them, fitted with every run). Never part of the test suite.
 """
 
 from __future__ import annotations
