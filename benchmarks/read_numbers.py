@@ -425,7 +425,9 @@ def fit_scorer(run, samples: list[NumberSample], epochs: int = 30) -> None:
         print(f"  {name:>24}: {v:+.3f}")
     ok, touching = [], []
     for s, c, _ in found:
-        chosen = [] if c is None else reading._read_pairs(c, reading._choose(len(c.pieces), c.spans, design(c) @ w))
+        # Pairs as `read` reads them (the pair candidates are those of the module's own choice).
+        chosen = [] if c is None else reading._read_pairs(c, reading._choose(len(c.pieces), c.spans, design(c) @ w),
+                                                          None if run.rejector is None else run.rejector.threshold)
         ok.append(c is not None and "".join(str(int(np.argmax(p))) for p, _, _ in c.digits(chosen)) == s.text)
         touching.append(s.touching)
     ok, touching = np.array(ok), np.array(touching)

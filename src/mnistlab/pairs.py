@@ -3,9 +3,9 @@
 `read` cuts touching digits apart along least-ink paths (reading.py), but some pairs have no path that separates
 them (a 1 leaning into a 0, a 2's top bar lying on a 9), and some cuts leave one digit's stroke on the other's side
 ("1405" read "6405"). A pair reader takes such a piece whole: the same 28x28 rendering `read` gives any candidate
-(the longer side, here the width, fitted to 20 pixels), and 100 classes, "00" to "99". `read` offers every candidate
-of one to two digits' width both as one digit and as a pair, and its Viterbi choice weighs the two
-(`reading.PAIR_FEATURES`).
+(the longer side, here the width, fitted to 20 pixels). After its Viterbi choice, `read` shows it the runs of
+pieces that make one or two digits of the best reading, and puts the pair in their place where it is sure
+(`reading._pair_candidates`, `reading._read_pairs`).
 
 The network is the `cnn` recipe's layers with 101 outputs ("00"-"99" and `NOT_A_PAIR`), fitted at the end of
 training beside the not-a-digit detector (`fit`), on pairs of the run's own training digits and, for a quarter,
@@ -129,6 +129,12 @@ def others(n: int, rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
     return np.stack(out or [np.zeros((28, 28), np.float32)])[:n]
 
 
+def _with_others(x: np.ndarray, y: np.ndarray, m: int, rng: np.random.Generator,
+                 digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs `x` (labels `y`) and `m` pictures of `digits` that are not a pair (labelled `NOT_A_PAIR`) after them."""
+    return np.concatenate([x, others(m, rng, digits)]), np.concatenate([y, np.full(m, NOT_A_PAIR)])
+
+
 def _keras_net() -> Any:
     """The network (the `cnn` recipe's layers, 101 outputs as logits), named as `PairReader.proba` reads it."""
     import keras
@@ -166,8 +172,7 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, seed: int = 0, log: Callable[[
         fonts, font_labels = font_digits(min(FONT_DIGITS, n_font), rng)
         xf, yf = draw(n_font, rng, fonts, font_labels)
         xs, ys = np.concatenate([xs, xf]), np.concatenate([ys, yf])
-    m = int(OTHERS * n)
-    xs, ys = np.concatenate([xs, others(m, rng, x[:cut])]), np.concatenate([ys, np.full(m, NOT_A_PAIR)])
+    xs, ys = _with_others(xs, ys, int(OTHERS * n), rng, x[:cut])
     keras.utils.set_random_seed(seed)
     net = _keras_net()
     net.compile(keras.optimizers.Adam(), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -179,8 +184,7 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, seed: int = 0, log: Callable[[
     reader = PairReader(weights)
     if len(x) - cut >= 10:
         xh, yh = draw(min(HELD_PAIRS, 10 * (len(x) - cut)), rng, x[cut:], y[cut:])
-        m = int(OTHERS * len(xh))
-        xh, yh = np.concatenate([xh, others(m, rng, x[cut:])]), np.concatenate([yh, np.full(m, NOT_A_PAIR)])
+        xh, yh = _with_others(xh, yh, int(OTHERS * len(xh)), rng, x[cut:])
         reader = PairReader(weights, fit_temperature(reader.proba(xh), yh))
     return reader
 

@@ -31,11 +31,11 @@ How a picture becomes a number (`read`, `mnistlab read`, `POST /api/read`):
    digits with the highest total score. The weights were learnt on development numbers by a structured
    perceptron (`benchmarks/read_numbers.py --fit`): the model's confidence alone cannot choose, because it
    is as sure of two touching digits taken as one (an "87" read as an 8) as of either digit alone.
-6. Pairs read whole: where the run has a pair reader (pairs.py), every candidate one to two digits wide is also
-   read as two touching digits, and `_read_pairs` replaces one or two digits of the best reading by a pair made of
-   exactly their pieces where the pair reader is sure (`PAIR_CONFIDENCE`) and surer than they are together (or
-   the detector refuses one of them): a touching pair that no cut separates, two digits taken for one, or a cut
-   that left a stroke on the wrong side.
+6. Pairs read whole: where the run has a pair reader (pairs.py), every run of pieces making one or two digits of
+   the best reading, one to two digits wide, is also read as two touching digits (`_pair_candidates`), and
+   `_read_pairs` replaces those digits by the pair where the pair reader is sure (`PAIR_CONFIDENCE`) and surer
+   than they are together (or the detector refuses one of them): a touching pair that no cut separates, two
+   digits taken for one, or a cut that left a stroke on the wrong side.
 
 The answer's confidence is the product of its digits' (calibrated) confidences: the chance that the whole
 number is right if the segmentation is.
@@ -497,8 +497,9 @@ class Candidates:
     pair_splits: list[int] = field(default_factory=list)
 
     def digits(self, chosen: Sequence[int]) -> list[tuple[np.ndarray, list[int], np.ndarray]]:
-        """The digits `chosen` reads (indices into spans, and K + q for pair q), left to right: (probabilities (10,), box at the working scale
-        [left, top, right, bottom], the 28x28 input it was read from; a pair's two digits share theirs)."""
+        """The digits `chosen` reads (indices into spans, and K + q for pair q), left to right: (probabilities
+        (10,), box at the working scale [left, top, right, bottom], the 28x28 input it was read from; a pair's two
+        digits share theirs)."""
         from .pairs import marginals
 
         out = []
@@ -532,10 +533,9 @@ def segment(image: Any, run: Any, *, max_pixels: int = _img.MAX_PIXELS) -> Readi
 
         # Judged on the reading before pairs were read whole (the detector refuses a pair by design, and a pair
         # reader never saw a letter): reading pairs changes no answer to "is this a number".
-        singles = c.singles or chosen
-        refused = int(np.count_nonzero(c.features[singles, 1] > rejector.threshold))
-        if refused > NOT_A_NUMBER * len(singles):
-            raise NoDigitError(f"{NOT_A_DIGIT}: {refused} of the {len(singles)} marks read are not digits")
+        refused = int(np.count_nonzero(c.features[c.singles, 1] > rejector.threshold))
+        if refused > NOT_A_NUMBER * len(c.singles):
+            raise NoDigitError(f"{NOT_A_DIGIT}: {refused} of the {len(c.singles)} marks read are not digits")
     w, h = c.size
     out_boxes = [[max(0, math.floor(b[0] * c.scale)), max(0, math.floor(b[1] * c.scale)),
                   min(w, math.ceil(b[2] * c.scale)), min(h, math.ceil(b[3] * c.scale))] for _, b, _ in digits]

@@ -431,8 +431,8 @@ def finish_run(path: Path, header: Mapping[str, Any], model: Any, histories: Seq
     """Write the model, history, plots and results of a finished run, mark it complete and drop its checkpoint.
 
     `calibrated`: the test probabilities after temperature scaling (for the reliability diagram); `rejector`:
-    the fitted not-a-digit detector; `pair_reader`: the reader of touching pairs. metrics.json is written last: until it says "complete", the run reads as
-    unfinished.
+    the fitted not-a-digit detector; `pair_reader`: the reader of touching pairs. metrics.json is written last:
+    until it says "complete", the run reads as unfinished.
     """
     settings = RunSettings.from_json(header, path)
     with atomic_path(path / MODEL_FILE) as tmp:

@@ -299,7 +299,7 @@ def _calibrate(model: Any, spec: Recipe, x_train: np.ndarray, y_train: np.ndarra
 
 def _fit_rejector(model: Any, settings: runs.RunSettings, x_train: np.ndarray, log: Log) -> Any:
     """The not-a-digit detector for a digit dataset (None for others, whose classes are not digits, or if not asked)."""
-    if not settings.detector or list(settings.class_names) != [str(d) for d in range(10)]:
+    if not _reads_digits(settings):
         return None
     from .rejection import fit
 
@@ -309,11 +309,17 @@ def _fit_rejector(model: Any, settings: runs.RunSettings, x_train: np.ndarray, l
     return rejector
 
 
+def _reads_digits(settings: runs.RunSettings) -> bool:
+    """Whether a run fits what reading pictures of digits needs (the detector, the pair reader): asked for, and
+    its classes are the digits."""
+    return bool(settings.detector) and list(settings.class_names) == [str(d) for d in range(10)]
+
+
 def _fit_pair_reader(settings: runs.RunSettings, spec: Recipe, x_train: np.ndarray, y_train: np.ndarray,
                      log: Log) -> Any:
     """The reader of two touching digits for `read` (pairs.py), fitted on the training images less the recipe's
     validation split; None where the detector is not fitted (the same switch: both serve reading pictures)."""
-    if not settings.detector or list(settings.class_names) != [str(d) for d in range(10)]:
+    if not _reads_digits(settings):
         return None
     from .pairs import fit
 
