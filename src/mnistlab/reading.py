@@ -263,6 +263,7 @@ def _pieces(lab: np.ndarray, area: np.ndarray, boxes: np.ndarray, stroke: float)
     ids, heights = ids[on_line], heights[on_line]
     tall = heights >= MIN_PIECE * H
     pieces = [_Piece([int(c) + 1], [int(v) for v in boxes[c]]) for c in ids[tall]]
+    orphans = []
     for c in ids[~tall]:
         # A short stroke belongs to the digit it stands over or beside (within a fifth of H): the bar of a 5,
         # the crossbar of a 7. A compact blob (a dot, a speck of dirt) is not a stroke and is left out.
@@ -280,7 +281,24 @@ def _pieces(lab: np.ndarray, area: np.ndarray, boxes: np.ndarray, stroke: float)
             piece = best[0]
             piece.extra.append(int(c) + 1)
             piece.box = [min(piece.box[0], t), min(piece.box[1], left), max(piece.box[2], b), max(piece.box[3], right)]
-    return sorted(pieces, key=lambda p: (p.box[1] + p.box[3]) / 2), H
+        else:
+            orphans.append(_Piece([int(c) + 1], [int(v) for v in boxes[c]]))
+    return sorted(pieces + _broken_digits(orphans, H), key=lambda p: (p.box[1] + p.box[3]) / 2), H
+
+
+def _broken_digits(strokes: list[_Piece], H: float) -> list[_Piece]:
+    """Short strokes near no digit, joined where they stand over or beside each other (within a fifth of H): a
+    digit in faint or dotted ink falls apart into strokes none of which is tall enough alone (an 8's two loops, a
+    3's two arcs). Those that make up `MIN_PIECE` of H together are a piece; the rest are left out."""
+    groups: list[_Piece] = []
+    for s in sorted(strokes, key=lambda q: q.box[1]):
+        g = groups[-1] if groups else None
+        if g is not None and s.box[1] - g.box[3] <= 0.2 * H:
+            g.labels += s.labels
+            g.box = [min(g.box[0], s.box[0]), g.box[1], max(g.box[2], s.box[2]), max(g.box[3], s.box[3])]
+        else:
+            groups.append(_Piece(list(s.labels), list(s.box)))
+    return [g for g in groups if g.box[2] - g.box[0] >= MIN_PIECE * H]
 
 
 def _typical_width(pieces: Sequence[_Piece], H: float) -> float:
