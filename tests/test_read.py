@@ -205,6 +205,24 @@ def test_a_digit_of_two_strokes_stays_one_digit(trained_run, glyphs):
     assert r["text"] == "45", r
 
 
+def test_a_digit_in_broken_ink_is_still_read(trained_run, glyphs):
+    # Faint or dotted ink: the middle digit falls apart into three short strokes, none tall enough to be a digit
+    # alone and none near enough a neighbour to be one of its strokes.
+    im = number(glyphs, "383", gaps=[40, 40, 40])
+    a = np.asarray(im).copy()
+    left, top, right, bottom = read(trained_run, im)[0]["digits"][1]["box"]
+    for f in (0.33, 0.66):
+        row = top + int(f * (bottom - top))
+        a[row - 2: row + 2, left: right] = 238
+    from scipy import ndimage
+
+    lab, n = ndimage.label(a[:, left:right] < 128, np.ones((3, 3)))
+    tallest = max(s[0].stop - s[0].start for s in ndimage.find_objects(lab))
+    assert n >= 3 and tallest < 0.45 * (bottom - top)  # the picture really holds the 8 in short strokes
+    [r] = read(trained_run, Image.fromarray(a))
+    assert r["text"] == "383", r
+
+
 def test_a_lone_digit_is_read_as_one(trained_run, glyphs):
     for d in (1, 8):
         [r] = read(trained_run, number(glyphs, str(d)))

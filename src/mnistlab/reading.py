@@ -257,6 +257,10 @@ def _pieces(lab: np.ndarray, area: np.ndarray, boxes: np.ndarray, stroke: float)
     ids = ids[np.argsort(-area[ids])][:MAX_PIECES]
     heights = boxes[ids, 2] - boxes[ids, 0]
     large = ids[area[ids] >= 0.15 * area[ids].max()]
+    # The writing's height: the median of the large components' heights, leaving out those under half the tallest
+    # (a digit fallen apart into strokes, a dash), which would halve H and have whole digits cut into slices.
+    tallest = (boxes[large, 2] - boxes[large, 0]).max()
+    large = large[boxes[large, 2] - boxes[large, 0] >= 0.5 * tallest]
     H = float(np.median(boxes[large, 2] - boxes[large, 0]))
     centre = float(np.median((boxes[large, 0] + boxes[large, 2]) / 2))
     on_line = np.abs((boxes[ids, 0] + boxes[ids, 2]) / 2 - centre) <= BAND * H + 0.5 * heights
