@@ -95,72 +95,9 @@ def marginals(pair_proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return p.sum(axis=2).astype(np.float32), p.sum(axis=1).astype(np.float32)
 
 
-# How the two digits of a drawn pair are placed (`_pair`). Most touching pairs people write touch by ink, not by
-# box: a 1 slides under a 7's bar, a 4's arm reaches over a 2, so their boxes overlap by half or more and the pair
-# is narrower than it is tall. A share TOUCH are placed so (b slid left until its ink meets a's on some row, then
-# crossing it by up to INK_OVERLAP of the height); the rest as the detector's pair negatives (`rejection._pair`:
-# boxes overlapping by up to a fifth of the narrower digit, or a little apart). Sizes and baselines vary as a line
-# of writing does.
-TOUCH = 0.5
-INK_OVERLAP = 0.08
-SIZES = (0.8, 1.2)  # each digit's height, relative
-SHIFT = 0.2  # the most one digit's top sits below the other's, as a share of the height
-
-
-def _ink(d: np.ndarray, height: float) -> np.ndarray:
-    """A digit's ink cropped to its box, `height` pixels tall."""
-    import cv2
-
-    d = np.asarray(d, np.float32)
-    rows, cols = np.flatnonzero(d.max(1) > 0.1), np.flatnonzero(d.max(0) > 0.1)
-    if not rows.size:
-        return np.zeros((max(1, int(height)), 1), np.float32)
-    crop = d[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
-    f = height / crop.shape[0]
-    return cv2.resize(crop, (max(1, int(round(crop.shape[1] * f))), max(1, int(round(height)))),
-                      interpolation=cv2.INTER_LINEAR)
-
-
-def _touching(a: np.ndarray, b: np.ndarray, ta: int, tb: int) -> int | None:
-    """The column of b's left edge (from a's left edge) where b's ink first meets a's on some shared row; None
-    when no row holds ink of both."""
-    top, bottom = max(ta, tb), min(ta + a.shape[0], tb + b.shape[0])
-    if bottom <= top:
-        return None
-    ra, rb = a[top - ta: bottom - ta] > 0.3, b[top - tb: bottom - tb] > 0.3
-    both = ra.any(axis=1) & rb.any(axis=1)
-    if not both.any():
-        return None
-    right = a.shape[1] - np.argmax(ra[:, ::-1], axis=1)  # one past a's last ink on each row
-    left = np.argmax(rb, axis=1)  # b's first ink on each row
-    return int((right - left)[both].max())
-
-
-def _pair(rng: np.random.Generator, digits: np.ndarray, pick: tuple[int, int] | None = None) -> np.ndarray:
-    """Two `digits` side by side as one picture of ink (see TOUCH); `pick`: their indices (drawn when None)."""
-    from .rejection import _pair as box_pair
-
-    i, j = (int(rng.integers(len(digits))) for _ in range(2)) if pick is None else pick
-    if rng.random() >= TOUCH:
-        return box_pair(rng, digits, (i, j))
-    h = 56.0
-    a, b = _ink(digits[i], h * rng.uniform(*SIZES)), _ink(digits[j], h * rng.uniform(*SIZES))
-    tall = max(a.shape[0], b.shape[0])
-    ta, tb = (int(round(rng.uniform(0, SHIFT) * tall)) + tall - q.shape[0] for q in (a, b))
-    ta, tb = ta - min(ta, tb), tb - min(ta, tb)
-    left = _touching(a, b, ta, tb)
-    if left is None:
-        return box_pair(rng, digits, (i, j))
-    left = max(0, left - int(rng.integers(0, int(INK_OVERLAP * tall) + 1)))
-    canvas = np.zeros((max(ta + a.shape[0], tb + b.shape[0]), max(a.shape[1], left + b.shape[1])), np.float32)
-    canvas[ta: ta + a.shape[0], : a.shape[1]] = a
-    np.maximum(canvas[tb: tb + b.shape[0], left: left + b.shape[1]], b, out=canvas[tb: tb + b.shape[0], left: left + b.shape[1]])
-    return canvas
-
-
 def draw(n: int, rng: np.random.Generator, digits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`n` framed pairs of `digits` (floats in [0, 1]) and their labels, 10 * first + second."""
-    from .rejection import _frame
+    from .rejection import _frame, _pair
 
     picks = rng.integers(0, len(digits), (n, 2))
     x = np.stack([_frame(_pair(rng, digits, (int(i), int(j)))) for i, j in picks] or [np.zeros((28, 28), np.float32)])
@@ -169,14 +106,15 @@ def draw(n: int, rng: np.random.Generator, digits: np.ndarray, labels: np.ndarra
 
 def others(n: int, rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
     """`n` framed pictures that are not a pair: one digit alone, three digits, or a pair cut inside a digit."""
-    from .rejection import _frame
+    from .rejection import _frame, _pair
 
     out = []
     for kind in rng.choice(3, n, p=[0.4, 0.2, 0.4]):
+        canvas = _pair(rng, digits)
         if kind == 0:
             canvas = np.asarray(digits[int(rng.integers(len(digits)))], np.float32)
         elif kind == 1:
-            canvas, third = _pair(rng, digits), _pair(rng, digits)
+            third = _pair(rng, digits)
             gap = int(rng.integers(0, 4))
             h = max(canvas.shape[0], third.shape[0])
             joined = np.zeros((h, canvas.shape[1] + gap + third.shape[1]), np.float32)
@@ -184,7 +122,6 @@ def others(n: int, rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
             joined[: third.shape[0], canvas.shape[1] + gap:] = third
             canvas = joined[:, : int(joined.shape[1] * rng.uniform(0.7, 0.8))]  # three digits, the third cut or not
         else:
-            canvas = _pair(rng, digits)
             w = canvas.shape[1]
             at = int(w * rng.uniform(0.4, 0.65))  # a digit and a sliver of its neighbour, or a digit cut
             canvas = canvas[:, :at] if rng.random() < 0.5 else canvas[:, w - at:]
