@@ -11,8 +11,10 @@ How a picture becomes a number (`read`, `mnistlab read`, `POST /api/read`):
    slant), only where the ink is thinner than a pen stroke, so the strokes crossing them stay.
 3. Connected components (scipy.ndimage.label, 8-connected). Strips along the picture's sides (a desk, a
    shadow's rim), specks (`SPECK_AREA`) and ink away from the line of writing are dropped. The height of
-   the writing, `H`, is the median height of the large components; a piece much shorter than that (the
-   lifted bar of a 5, the crossbar of a 7) joins the digit it stands over, and a dot or a speck is dropped.
+   the writing, `H`, is the median height of the large components (those at least half the tallest one's
+   height); a piece much shorter than that (the lifted bar of a 5, the crossbar of a 7) joins the digit it
+   stands over, and a dot or a speck is dropped. Short strokes near no digit that stand over or beside each
+   other are one piece where together they are tall enough: a digit in faint or dotted ink fallen apart.
 4. Over-segmentation: a piece wider than `SPLIT_WIDTH` typical digit widths or `CUT_FROM` H may be touching
    digits. From every start column across it (every half `MIN_CUT_SPACING` H) the least-ink path from top to
    bottom is found (one dynamic programme over all starts at once); the paths through least ink, each the
