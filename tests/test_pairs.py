@@ -151,3 +151,41 @@ def test_which_digits_a_pair_replaces(pair_top, refused, replaced):
     chosen = reading._read_pairs(c, [2, 3], threshold=0.0)
     text = "".join(str(int(np.argmax(p))) for p, _, _ in c.digits(chosen))
     assert (chosen, text) == (([4, 3], "143") if replaced else ([2, 3], "83"))
+
+
+@pytest.mark.parametrize("cut, replaced", [(None, False), (2, True)])
+def test_two_digits_a_cut_separated_are_doubted(cut, replaced):
+    # "1" and "4" each 0.95 sure (0.9025 together) against a pair "74" at 0.85: separate pieces keep their reading;
+    # where a cut through two strokes separated them, their confidence counts for less (CUT_DOUBT) and the pair wins.
+    pieces = [reading._Piece([1], [0, 0, 10, 5]), reading._Piece([1], [0, 5, 10, 10], cut_left=cut)]
+    proba = np.full((2, 10), 0.05 / 9, np.float32)
+    proba[0, 1], proba[1, 4] = 0.95, 0.95
+    c = reading.Candidates(pieces, [(0, 1), (1, 2)], np.zeros((2, 28, 28), np.float32), [[0, 0, 5, 10], [5, 0, 10, 10]],
+                           proba, np.zeros((2, len(reading.FEATURES)), np.float32), 1.0, (10, 10))
+    pair = np.full(101, 0.15 / 100, np.float32)
+    pair[74] = 0.85
+    c.pair_spans, c.pair_inputs, c.pair_boxes, c.pair_splits = [(0, 2)], [np.zeros((28, 28))], [[0, 0, 10, 10]], [5]
+    c.pair_probabilities = pair[None]
+    text = "".join(str(int(np.argmax(p))) for p, _, _ in c.digits(reading._read_pairs(c, [0, 1], threshold=0.0)))
+    assert text == ("74" if replaced else "14")
+
+
+def test_a_pair_placed_by_ink_slides_under_its_neighbours_bar(data_dir, monkeypatch):
+    # A "7"-like left digit (a top bar over a stroke at its left side) and a "1" starting below the bar: by box
+    # they would stand side by side; by ink the 1 slides under the bar until it meets the stroke.
+    a = np.zeros((20, 20), np.float32)
+    a[:3, :], a[:, :3] = 1, 1
+    b = np.ones((14, 4), np.float32)
+    assert pairs._touching(a, b, 0, 6) == 3
+    assert pairs._touching(a, b, 0, 30) is None  # no row with ink of both
+    # Placed by ink, two digits always touch: no empty column between them. By box, some stand apart.
+    (x, _), _ = mnistlab.load_data(data_dir=data_dir)
+    digits = x[:40].astype(np.float32) / 255
+
+    def apart(touch: float) -> int:
+        monkeypatch.setattr(pairs, "TOUCH", touch)
+        rng = np.random.default_rng(0)
+        drawn = [pairs._pair(rng, digits, (k, k + 1)) for k in range(28)]  # digit 29 has a gap of its own
+        return sum(not (p > 0.3).any(axis=0)[3:-3].all() for p in drawn)
+
+    assert apart(1.0) == 0 and apart(0.0) >= 10

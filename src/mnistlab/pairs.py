@@ -9,8 +9,9 @@ pieces that make one or two digits of the best reading, and puts the pair in the
 
 The network is the `cnn` recipe's layers with 101 outputs ("00"-"99" and `NOT_A_PAIR`), fitted at the end of
 training beside the not-a-digit detector (`fit`), on pairs of the run's own training digits and, for a quarter,
-of digits in the detector's training fonts and pens, drawn and framed as the detector's pair negatives
-(`rejection._pair`: touching, overlapping by up to a fifth of the narrower digit, or a little apart); one digit
+of digits in the detector's training fonts and pens: half placed as people's touching digits touch, by ink (a 1
+slid under a 7's bar), half as the detector's pair negatives (`rejection._pair`: boxes overlapping by up to a
+fifth of the narrower digit, or a little apart); see `_pair`. One digit
 alone, three digits and a pair cut inside a digit are "not a pair", so that its confidence says whether a
 candidate is a pair at all. A temperature fitted on pairs of held-out digits calibrates it as the model is. It
 runs in NumPy (`PairReader.proba`, the detector's layers), so the TensorFlow-free path reads pairs too.
@@ -30,9 +31,12 @@ import numpy as np
 
 VERSION = 1
 WIDTHS = (32, 64)  # the two convolutions: the `cnn` recipe's
-# Pairs drawn for a full-size run, and epochs over them. benchmarks/pair_reader.py, 60,000 pairs: 6 epochs named
-# 91.5% of held-out pairs, 15 epochs 94.5% (92 and 219 s of CPU on 2 cores).
-MAX_PAIRS = 50000
+# Pairs drawn: two per training digit, at most MAX_PAIRS (a full-size run: 97,200, about 6 minutes on 2 cores).
+# benchmarks/pair_reader.py, 60,000 pairs: 6 epochs named 91.5% of held-out pairs, 15 epochs 94.5% (92 and 219 s of
+# CPU on 2 cores). One per digit (48,600), half of them placed by box alone, read 1.1 points fewer development
+# numbers and 2.6 fewer touching ones (docs/benchmarks.md, "Pairs placed as people's touch").
+MAX_PAIRS = 100000
+PAIRS_PER_DIGIT = 2
 # Class 100 is "not a pair": one digit alone, three digits, or a pair cut off inside a digit (what a candidate of
 # the wrong width renders as), this many per pair, so that the reader's confidence says whether it is a pair.
 OTHERS = 0.4
@@ -42,7 +46,7 @@ NOT_A_PAIR = 100
 FONT_PAIRS = 0.25
 FONT_DIGITS = 6000
 EPOCHS = 12
-# A small training set (tests, `--limit`) draws as many pairs as it has digits, and proportionally fewer epochs.
+# A small training set (tests, `--limit`) draws PAIRS_PER_DIGIT pairs a digit, and proportionally fewer epochs.
 FULL_SIZE, MIN_EPOCHS = 40000, 2
 HELD_PAIRS = 3000  # pairs of held-out digits the temperature is fitted on
 
@@ -95,9 +99,72 @@ def marginals(pair_proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return p.sum(axis=2).astype(np.float32), p.sum(axis=1).astype(np.float32)
 
 
+# How the two digits of a drawn pair are placed (`_pair`). Most touching pairs people write touch by ink, not by
+# box: a 1 slides under a 7's bar, a 4's arm reaches over a 2, so their boxes overlap by half or more and the pair
+# is narrower than it is tall. A share TOUCH are placed so (b slid left until its ink meets a's on some row, then
+# crossing it by up to INK_OVERLAP of the height); the rest as the detector's pair negatives (`rejection._pair`:
+# boxes overlapping by up to a fifth of the narrower digit, or a little apart). Sizes and baselines vary as a line
+# of writing does.
+TOUCH = 0.5
+INK_OVERLAP = 0.08
+SIZES = (0.8, 1.2)  # each digit's height, relative
+SHIFT = 0.2  # the most one digit's top sits below the other's, as a share of the height
+
+
+def _ink(d: np.ndarray, height: float) -> np.ndarray:
+    """A digit's ink cropped to its box, `height` pixels tall."""
+    import cv2
+
+    d = np.asarray(d, np.float32)
+    rows, cols = np.flatnonzero(d.max(1) > 0.1), np.flatnonzero(d.max(0) > 0.1)
+    if not rows.size:
+        return np.zeros((max(1, int(height)), 1), np.float32)
+    crop = d[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    f = height / crop.shape[0]
+    return cv2.resize(crop, (max(1, int(round(crop.shape[1] * f))), max(1, int(round(height)))),
+                      interpolation=cv2.INTER_LINEAR)
+
+
+def _touching(a: np.ndarray, b: np.ndarray, ta: int, tb: int) -> int | None:
+    """The column of b's left edge (from a's left edge) where b's ink first meets a's on some shared row; None
+    when no row holds ink of both."""
+    top, bottom = max(ta, tb), min(ta + a.shape[0], tb + b.shape[0])
+    if bottom <= top:
+        return None
+    ra, rb = a[top - ta: bottom - ta] > 0.3, b[top - tb: bottom - tb] > 0.3
+    both = ra.any(axis=1) & rb.any(axis=1)
+    if not both.any():
+        return None
+    right = a.shape[1] - np.argmax(ra[:, ::-1], axis=1)  # one past a's last ink on each row
+    left = np.argmax(rb, axis=1)  # b's first ink on each row
+    return int((right - left)[both].max())
+
+
+def _pair(rng: np.random.Generator, digits: np.ndarray, pick: tuple[int, int] | None = None) -> np.ndarray:
+    """Two `digits` side by side as one picture of ink (see TOUCH); `pick`: their indices (drawn when None)."""
+    from .rejection import _pair as box_pair
+
+    i, j = (int(rng.integers(len(digits))) for _ in range(2)) if pick is None else pick
+    if rng.random() >= TOUCH:
+        return box_pair(rng, digits, (i, j))
+    h = 56.0
+    a, b = _ink(digits[i], h * rng.uniform(*SIZES)), _ink(digits[j], h * rng.uniform(*SIZES))
+    tall = max(a.shape[0], b.shape[0])
+    ta, tb = (int(round(rng.uniform(0, SHIFT) * tall)) + tall - q.shape[0] for q in (a, b))
+    ta, tb = ta - min(ta, tb), tb - min(ta, tb)
+    left = _touching(a, b, ta, tb)
+    if left is None:
+        return box_pair(rng, digits, (i, j))
+    left = max(0, left - int(rng.integers(0, int(INK_OVERLAP * tall) + 1)))
+    canvas = np.zeros((max(ta + a.shape[0], tb + b.shape[0]), max(a.shape[1], left + b.shape[1])), np.float32)
+    canvas[ta: ta + a.shape[0], : a.shape[1]] = a
+    np.maximum(canvas[tb: tb + b.shape[0], left: left + b.shape[1]], b, out=canvas[tb: tb + b.shape[0], left: left + b.shape[1]])
+    return canvas
+
+
 def draw(n: int, rng: np.random.Generator, digits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`n` framed pairs of `digits` (floats in [0, 1]) and their labels, 10 * first + second."""
-    from .rejection import _frame, _pair
+    from .rejection import _frame
 
     picks = rng.integers(0, len(digits), (n, 2))
     x = np.stack([_frame(_pair(rng, digits, (int(i), int(j)))) for i, j in picks] or [np.zeros((28, 28), np.float32)])
@@ -106,15 +173,14 @@ def draw(n: int, rng: np.random.Generator, digits: np.ndarray, labels: np.ndarra
 
 def others(n: int, rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
     """`n` framed pictures that are not a pair: one digit alone, three digits, or a pair cut inside a digit."""
-    from .rejection import _frame, _pair
+    from .rejection import _frame
 
     out = []
     for kind in rng.choice(3, n, p=[0.4, 0.2, 0.4]):
-        canvas = _pair(rng, digits)
         if kind == 0:
             canvas = np.asarray(digits[int(rng.integers(len(digits)))], np.float32)
         elif kind == 1:
-            third = _pair(rng, digits)
+            canvas, third = _pair(rng, digits), _pair(rng, digits)
             gap = int(rng.integers(0, 4))
             h = max(canvas.shape[0], third.shape[0])
             joined = np.zeros((h, canvas.shape[1] + gap + third.shape[1]), np.float32)
@@ -122,6 +188,7 @@ def others(n: int, rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
             joined[: third.shape[0], canvas.shape[1] + gap:] = third
             canvas = joined[:, : int(joined.shape[1] * rng.uniform(0.7, 0.8))]  # three digits, the third cut or not
         else:
+            canvas = _pair(rng, digits)
             w = canvas.shape[1]
             at = int(w * rng.uniform(0.4, 0.65))  # a digit and a sliver of its neighbour, or a digit cut
             canvas = canvas[:, :at] if rng.random() < 0.5 else canvas[:, w - at:]
@@ -160,7 +227,7 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, seed: int = 0, log: Callable[[
     y = np.asarray(y_train).astype(np.int64)
     cut = int(len(x) * 0.9)
     rng = np.random.default_rng([seed, 20])
-    n = min(MAX_PAIRS, max(cut, 1))
+    n = min(MAX_PAIRS, max(PAIRS_PER_DIGIT * cut, 1))
     epochs = max(MIN_EPOCHS, min(EPOCHS, round(EPOCHS * len(x) / FULL_SIZE)))
     if log is not None:
         log(f"mnistlab: fitting the pair reader ({n} pairs, {epochs} epochs)")

@@ -36,8 +36,9 @@ How a picture becomes a number (`read`, `mnistlab read`, `POST /api/read`):
 6. Pairs read whole: where the run has a pair reader (pairs.py), every run of pieces making one or two digits of
    the best reading, one to two digits wide, is also read as two touching digits (`_pair_candidates`), and
    `_read_pairs` replaces those digits by the pair where the pair reader is sure (`PAIR_CONFIDENCE`) and surer
-   than they are together (or the detector refuses one of them): a touching pair that no cut separates, two
-   digits taken for one, or a cut that left a stroke on the wrong side.
+   than they are together (their confidences discounted by `CUT_DOUBT` where a cut separated them), or the
+   detector refuses one of them: a touching pair that no cut separates, two digits taken for one, or a cut that
+   left a stroke on the wrong side.
 
 The answer's confidence is the product of its digits' (calibrated) confidences: the chance that the whole
 number is right if the segmentation is.
@@ -108,6 +109,10 @@ SCORER_BIAS = -2.084
 PAIR_WIDTH = (0.6, 2.2)
 PAIR_CONFIDENCE = 0.6
 PAIR_COVERS = 2  # digits of the best reading one pair may replace
+# Two digits that a cut separated are surer than their reading is: each slice of two touching digits reads as
+# some digit, often surely. Their confidences together are raised to this power against the pair's (development
+# numbers, docs/benchmarks.md "Pairs placed as people's touch": 1, 2, 4, 8 tried, with three pair readers).
+CUT_DOUBT = 4
 
 
 @dataclass
@@ -780,8 +785,8 @@ def _score(features: np.ndarray) -> np.ndarray:
 def _read_pairs(c: Candidates, chosen: list[int], threshold: float | None = None) -> list[int]:
     """The best reading with pairs read whole: a pair candidate replaces the one or two digits (`PAIR_COVERS`) of
     `chosen` whose pieces it is made of, where the pair reader is at least `PAIR_CONFIDENCE` sure of it, reads them
-    otherwise, and is surer than their confidences together or the not-a-digit detector refuses one of them
-    (log-odds above `threshold`; None: no detector). The surest first; K + q stands for pair q."""
+    otherwise, and is surer than their confidences together (to the power `CUT_DOUBT` where a cut separates the two)
+    or the not-a-digit detector refuses one of them (log-odds above `threshold`; None: no detector). The surest first; K + q stands for pair q."""
     from .pairs import NOT_A_PAIR
 
     K = len(c.spans)
@@ -796,6 +801,8 @@ def _read_pairs(c: Candidates, chosen: list[int], threshold: float | None = None
         top, said = float(p.max()), int(p.argmax())
         digits = [int(np.argmax(c.probabilities[e])) for e in chosen[a: b + 1]]
         alone = float(np.prod([c.probabilities[e].max() for e in chosen[a: b + 1]]))
+        if b > a and c.pieces[c.spans[chosen[b]][0]].cut_left is not None:
+            alone **= CUT_DOUBT
         refused = threshold is not None and bool((c.features[chosen[a: b + 1], 1] > threshold).any())
         if top >= PAIR_CONFIDENCE and [said // 10, said % 10] != digits and (top > alone or refused):
             options.append((top, a, b, K + q))
