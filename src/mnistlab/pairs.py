@@ -16,7 +16,7 @@ alone, three digits and a pair cut inside a digit are "not a pair", so that its 
 candidate is a pair at all. A temperature fitted on pairs of held-out digits calibrates it as the model is. It
 runs in NumPy (`PairReader.proba`, the detector's layers), so the TensorFlow-free path reads pairs too.
 
-Measured in docs/benchmarks.md ("Pairs read whole"; benchmarks/pair_reader.py measured the idea first: 15
+Measured in docs/benchmarks.md ("Pairs read whole", "Pairs placed as people's touch"; benchmarks/pair_reader.py measured the idea first: 15
 epochs named 94.5% of pairs of digits the run never trained on, against 97.3% for the model reading each digit
 alone after a perfect cut).
 """
