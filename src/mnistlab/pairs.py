@@ -16,9 +16,9 @@ alone, three digits and a pair cut inside a digit are "not a pair", so that its 
 candidate is a pair at all. A temperature fitted on pairs of held-out digits calibrates it as the model is. It
 runs in NumPy (`PairReader.proba`, the detector's layers), so the TensorFlow-free path reads pairs too.
 
-Measured in docs/benchmarks.md ("Pairs read whole", "Pairs placed as people's touch"; benchmarks/pair_reader.py measured the idea first: 15
-epochs named 94.5% of pairs of digits the run never trained on, against 97.3% for the model reading each digit
-alone after a perfect cut).
+Measured in docs/benchmarks.md ("Pairs read whole", "Pairs placed as people's touch"; benchmarks/pair_reader.py
+measured the idea first: 15 epochs named 94.5% of pairs of digits the run never trained on, against 97.3% for the
+model reading each digit alone after a perfect cut).
 """
 
 from __future__ import annotations
@@ -158,7 +158,8 @@ def _pair(rng: np.random.Generator, digits: np.ndarray, pick: tuple[int, int] | 
     left = max(0, left - int(rng.integers(0, int(INK_OVERLAP * tall) + 1)))
     canvas = np.zeros((max(ta + a.shape[0], tb + b.shape[0]), max(a.shape[1], left + b.shape[1])), np.float32)
     canvas[ta: ta + a.shape[0], : a.shape[1]] = a
-    np.maximum(canvas[tb: tb + b.shape[0], left: left + b.shape[1]], b, out=canvas[tb: tb + b.shape[0], left: left + b.shape[1]])
+    region = canvas[tb: tb + b.shape[0], left: left + b.shape[1]]
+    np.maximum(region, b, out=region)
     return canvas
 
 

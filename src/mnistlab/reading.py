@@ -109,9 +109,10 @@ SCORER_BIAS = -2.084
 PAIR_WIDTH = (0.6, 2.2)
 PAIR_CONFIDENCE = 0.6
 PAIR_COVERS = 2  # digits of the best reading one pair may replace
-# Two digits that a cut separated are surer than their reading is: each slice of two touching digits reads as
-# some digit, often surely. Their confidences together are raised to this power against the pair's (development
-# numbers, docs/benchmarks.md "Pairs placed as people's touch": 1, 2, 4, 8 tried, with three pair readers).
+# Two digits that a cut separated are surer of themselves than their reading deserves: each slice of two
+# touching digits reads as some digit, often surely. Their confidences together are raised to this power against
+# the pair's (development numbers, docs/benchmarks.md "Pairs placed as people's touch": 1, 2, 4, 8 tried, with
+# three pair readers).
 CUT_DOUBT = 4
 
 
@@ -786,7 +787,8 @@ def _read_pairs(c: Candidates, chosen: list[int], threshold: float | None = None
     """The best reading with pairs read whole: a pair candidate replaces the one or two digits (`PAIR_COVERS`) of
     `chosen` whose pieces it is made of, where the pair reader is at least `PAIR_CONFIDENCE` sure of it, reads them
     otherwise, and is surer than their confidences together (to the power `CUT_DOUBT` where a cut separates the two)
-    or the not-a-digit detector refuses one of them (log-odds above `threshold`; None: no detector). The surest first; K + q stands for pair q."""
+    or the not-a-digit detector refuses one of them (log-odds above `threshold`; None: no detector). The surest
+    first; K + q stands for pair q."""
     from .pairs import NOT_A_PAIR
 
     K = len(c.spans)
