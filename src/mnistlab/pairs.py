@@ -33,8 +33,8 @@ VERSION = 1
 WIDTHS = (32, 64)  # the two convolutions: the `cnn` recipe's
 # Pairs drawn: two per training digit, at most MAX_PAIRS (a full-size run: 97,200, about 6 minutes on 2 cores).
 # benchmarks/pair_reader.py, 60,000 pairs: 6 epochs named 91.5% of held-out pairs, 15 epochs 94.5% (92 and 219 s of
-# CPU on 2 cores). One per digit (48,600), half of them placed by box alone, read 1.1 points fewer development
-# numbers and 2.6 fewer touching ones (docs/benchmarks.md, "Pairs placed as people's touch").
+# CPU on 2 cores). One per digit (48,600), all placed by box, read 1.0 point fewer development numbers and 2.5
+# fewer touching ones (the mean of both halves; docs/benchmarks.md, "Pairs placed as people's touch").
 MAX_PAIRS = 100000
 PAIRS_PER_DIGIT = 2
 # Class 100 is "not a pair": one digit alone, three digits, or a pair cut off inside a digit (what a candidate of
