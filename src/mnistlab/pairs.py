@@ -264,6 +264,5 @@ def fit_run(run: Any, data_dir: str | None = None) -> PairReader:
     from .recipes import get_recipe
 
     (x_train, y_train), _ = load_data(run.settings.dataset, data_dir)
-    spec = get_recipe(run.settings.recipe)
-    at = int(len(x_train) * (1 - spec.validation_split))
+    at = get_recipe(run.settings.recipe).fitted_part(len(x_train))
     return fit(x_train[:at], y_train[:at], seed=run.settings.seed)

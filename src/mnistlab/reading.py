@@ -267,8 +267,8 @@ def _pieces(lab: np.ndarray, area: np.ndarray, boxes: np.ndarray, stroke: float)
     large = ids[area[ids] >= 0.15 * area[ids].max()]
     # The writing's height: the median of the large components' heights, leaving out those under half the tallest
     # (a digit fallen apart into strokes, a dash), which would halve H and have whole digits cut into slices.
-    tallest = (boxes[large, 2] - boxes[large, 0]).max()
-    large = large[boxes[large, 2] - boxes[large, 0] >= 0.5 * tallest]
+    large_heights = boxes[large, 2] - boxes[large, 0]
+    large = large[large_heights >= 0.5 * large_heights.max()]
     H = float(np.median(boxes[large, 2] - boxes[large, 0]))
     centre = float(np.median((boxes[large, 0] + boxes[large, 2]) / 2))
     on_line = np.abs((boxes[ids, 0] + boxes[ids, 2]) / 2 - centre) <= BAND * H + 0.5 * heights
@@ -301,7 +301,8 @@ def _pieces(lab: np.ndarray, area: np.ndarray, boxes: np.ndarray, stroke: float)
 def _broken_digits(strokes: list[_Piece], H: float) -> list[_Piece]:
     """Short strokes near no digit, joined where they stand over or beside each other (within a fifth of H): a
     digit in faint or dotted ink falls apart into strokes none of which is tall enough alone (an 8's two loops, a
-    3's two arcs). Those that make up `MIN_PIECE` of H together are a piece; the rest are left out."""
+    3's two arcs). Those that make up `MIN_PIECE` of H together are a piece; the rest are left out. The strokes
+    are the caller's own pieces, merged in place."""
     groups: list[_Piece] = []
     for s in sorted(strokes, key=lambda q: q.box[1]):
         g = groups[-1] if groups else None
@@ -309,7 +310,7 @@ def _broken_digits(strokes: list[_Piece], H: float) -> list[_Piece]:
             g.labels += s.labels
             g.box = [min(g.box[0], s.box[0]), g.box[1], max(g.box[2], s.box[2]), max(g.box[3], s.box[3])]
         else:
-            groups.append(_Piece(list(s.labels), list(s.box)))
+            groups.append(s)
     return [g for g in groups if g.box[2] - g.box[0] >= MIN_PIECE * H]
 
 

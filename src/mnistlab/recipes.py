@@ -31,6 +31,11 @@ class Recipe:
         """The fraction of the training images held out for validation (0.0 if none are)."""
         return self.validation if isinstance(self.validation, float) else 0.0
 
+    def fitted_part(self, n: int) -> int:
+        """How many of `n` training images the recipe fits on: the first ones. Keras' validation_split holds out
+        the last part, and everything fitted beside the model (calibration, detector, pair reader) cuts there."""
+        return int(n * (1 - self.validation_split))
+
 
 def _mlp(steps_per_epoch: int, epochs: int):
     import keras

@@ -94,7 +94,7 @@ def _fit_member(recipe: Recipe, settings: runs.RunSettings, data: Any, x: np.nda
 
     seed, epochs, batch_size = settings.seed + member, settings.epochs, settings.batch_size
     keras.utils.set_random_seed(seed)
-    at = int(len(x) * (1 - recipe.validation_split))  # the same cut as Keras' validation_split: the last part validates
+    at = recipe.fitted_part(len(x))  # the same cut as Keras' validation_split: the last part validates
     x_fit, y_fit = x[:at], y[:at]
     if saved is not None:
         model = ckpt.load_model(saved)
@@ -260,7 +260,7 @@ def _fit_run(spec: Recipe, settings: runs.RunSettings, header: dict, data: Any, 
     calibration, calibrated = _calibrate(model, spec, x_train, y_train, proba, data.y_test)
     rejector = _fit_rejector(model, settings, x_train, log)
     pair_reader = _fit_pair_reader(settings, spec, x_train, y_train, log)
-    fitted = int(len(x_train) * (1 - spec.validation_split)) * settings.epochs * settings.ensemble
+    fitted = spec.fitted_part(len(x_train)) * settings.epochs * settings.ensemble
     results = {"train_seconds": round(seconds, 3),
                "images_per_second": round(fitted / seconds, 1) if seconds else None,
                "params": int(model.count_params()),
@@ -287,7 +287,7 @@ def _calibrate(model: Any, spec: Recipe, x_train: np.ndarray, y_train: np.ndarra
     """
     from .calibration import apply_temperature, expected_calibration_error, fit_temperature
 
-    at = int(len(x_train) * (1 - spec.validation_split))
+    at = spec.fitted_part(len(x_train))
     held = len(x_train) - at if spec.validation_split else 0
     temperature = fit_temperature(_predict(model, x_train[at:]), y_train[at:]) if held else 1.0
     calibrated = apply_temperature(proba_test, temperature)
@@ -324,7 +324,7 @@ def _fit_pair_reader(settings: runs.RunSettings, spec: Recipe, x_train: np.ndarr
     from .pairs import fit
 
     start = time.perf_counter()
-    at = int(len(x_train) * (1 - spec.validation_split))
+    at = spec.fitted_part(len(x_train))
     reader = fit(x_train[:at], y_train[:at], seed=settings.seed, log=log)
     log(f"mnistlab: pair reader fitted in {time.perf_counter() - start:.0f} s")
     return reader
