@@ -272,3 +272,23 @@ def test_two_digits_side_by_side_are_not_one_digit(trained_run, data_dir):
     refused_singles = np.mean([r["no_digit"] for r in predict(trained_run, singles)])
     assert refused_pairs >= 0.6 and refused_singles <= 0.05, (refused_pairs, refused_singles)
     assert rejection.pairs(3, rng, digits).shape == (3, 28, 28)
+
+
+def test_generated_pictures_reach_the_detector_as_preprocessing_makes_them():
+    """Half the detector's generated pictures go through `images.preprocess`'s own steps (`_photographed`): a
+    hairline letter comes out with strokes thickened towards MNIST's, as a user's picture of it would, where
+    `_frame` keeps the hairline; ink too faint for preprocessing to find falls back to `_frame`."""
+    from mnistlab import images, rejection
+
+    ink = np.zeros((120, 120), np.float32)
+    ink[10:110, 58:61] = 1.0  # a 3-pixel upright bar: an "l" drawn with a fine pen
+    ink[10:13, 40:80] = 1.0
+    rng = np.random.default_rng(0)
+    framed = rejection._frame(ink)
+    shots = [rejection._photographed(ink, rng) for _ in range(8)]
+    width = lambda x: images._stroke_width(x > 0.5)  # noqa: E731
+    assert width(framed) < 1.5
+    assert all(s.shape == (28, 28) and s.max() == pytest.approx(1.0, abs=0.05) for s in shots)
+    assert np.median([width(s) for s in shots]) > 1.8  # preprocessing's TARGET_STROKE: about 2.2 px of a 20 px digit
+    faint = ink * 0.06  # under MIN_CONTRAST on any paper: "no digit found"
+    assert np.array_equal(rejection._photographed(faint, rng), rejection._frame(faint))

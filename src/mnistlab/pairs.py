@@ -237,7 +237,7 @@ def fit(x_train: np.ndarray, y_train: np.ndarray, seed: int = 0, log: Callable[[
     if n_font:
         from .rejection import font_digits
 
-        fonts, font_labels = font_digits(min(FONT_DIGITS, n_font), rng)
+        fonts, font_labels = font_digits(min(FONT_DIGITS, n_font), rng, photographed=0.0)  # framed, as `read` renders
         xf, yf = draw(n_font, rng, fonts, font_labels)
         xs, ys = np.concatenate([xs, xf]), np.concatenate([ys, yf])
     xs, ys = _with_others(xs, ys, int(OTHERS * n), rng, x[:cut])
