@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ensemble", type=_positive, metavar="K",
                    help="train K models (seeds N, N+1, ...) and save one model averaging their probabilities")
     p.add_argument("--no-detector", dest="detector", action="store_const", const=False, default=None,
-                   help="do not fit the not-a-digit detector and the reader of touching pairs at the end (8-10 "
+                   help="do not fit the not-a-digit detector and the reader of touching pairs at the end (10-13 "
                         "minutes of a full-size MNIST run on 2 cores); the run then refuses only blank pictures, and "
                         "`read` cuts every touching pair apart")
     p.add_argument("--out", type=Path, metavar="RUN_DIR", help="run directory to create (default: runs/<recipe>-<timestamp>)")
