@@ -261,7 +261,7 @@ def _frame(ink: np.ndarray) -> np.ndarray:
 # drawn on paper at a random size, with lighting and noise, and cut out by `images.preprocess` itself rather than
 # framed here. The detector scores what preprocessing makes of a picture (its thresholds, thickened strokes, specks
 # dropped), so it should learn from that too. A small training set (tests, `--limit`) photographs proportionally
-# fewer (`_fit_member`): each costs a preprocessing call, about 5 ms.
+# fewer (`_fit_member`): each costs a preprocessing call, about 7 ms.
 PHOTOGRAPHED = 0.5
 
 
@@ -278,7 +278,7 @@ def _photographed(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     import cv2
 
     from .errors import NoDigitError
-    from .images import _digit
+    from .images import preprocess
 
     rows, cols = np.flatnonzero(ink.max(1) > 0.05), np.flatnonzero(ink.max(0) > 0.05)
     if rows.size == 0:
@@ -301,7 +301,7 @@ def _photographed(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.15:
         grey = 1 - grey
     try:
-        return _digit(np.clip(grey, 0, 1).astype(np.float32))
+        return preprocess(np.clip(grey, 0, 1).astype(np.float32))
     except NoDigitError:
         return _frame(ink)
 
