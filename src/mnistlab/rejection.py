@@ -235,15 +235,20 @@ def _conv_forward(x: np.ndarray, e: np.ndarray, w: dict[str, np.ndarray]) -> np.
 # --- negatives ----------------------------------------------------------------------------------------------------
 
 
+def _ink_box(ink: np.ndarray) -> np.ndarray | None:
+    """Ink coverage cropped to the box of its visible ink (above 0.05); None where there is none."""
+    rows, cols = np.flatnonzero(ink.max(1) > 0.05), np.flatnonzero(ink.max(0) > 0.05)
+    return ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1] if rows.size else None
+
+
 def _frame(ink: np.ndarray) -> np.ndarray:
     """Crop ink coverage to its box, fit the longer side to 20 px and centre it by mass in 28x28 (as MNIST)."""
     from PIL import Image
 
-    rows, cols = np.flatnonzero(ink.max(1) > 0.05), np.flatnonzero(ink.max(0) > 0.05)
     out = np.zeros((28, 28), np.float32)
-    if rows.size == 0:
+    v = _ink_box(ink)
+    if v is None:
         return out
-    v = ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
     h, w = v.shape
     nh, nw = max(1, round(h * 20 / max(h, w))), max(1, round(w * 20 / max(h, w)))
     small = np.clip(np.asarray(Image.fromarray(v.astype(np.float32), "F").resize((nw, nh), Image.Resampling.BOX)), 0, 1)
@@ -280,10 +285,10 @@ def _photographed(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     from .errors import NoDigitError
     from .images import preprocess
 
-    rows, cols = np.flatnonzero(ink.max(1) > 0.05), np.flatnonzero(ink.max(0) > 0.05)
-    if rows.size == 0:
+    v = _ink_box(ink)
+    if v is None:
         return _frame(ink)
-    v = ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1].astype(np.float32)
+    v = v.astype(np.float32)
     # Development sets (docs/benchmarks.md): pictures 60-220 px long, always unevenly lit, gained more than cheaper
     # ones of 40-140 px lit so a third of the time, which also refused more real digits at the same threshold.
     f = rng.uniform(60, 220) / max(v.shape)
