@@ -44,6 +44,10 @@ def test_evaluate_on_a_labelled_folder(trained_run, folder, tmp_path):
     assert cm.shape == (10, 10) and cm.sum(axis=1).tolist() == [6] * 10
     assert report["test_accuracy"] == pytest.approx(np.trace(cm) / 60)
     assert report["test_accuracy"] > 0.7, "real MNIST digits on paper are mostly read right"
+    # Beside the model's accuracy, what predict would answer: the not-a-digit detector's refusals count as wrong.
+    assert report["refused"]["no_digit_found"] == 0
+    assert report["answered_accuracy"] <= report["test_accuracy"]
+    assert len(report["refusals"]) == report["refused"]["not_a_digit"]
     assert len(report["mistakes"]) == 60 - np.trace(cm)
     for m in report["mistakes"]:
         assert Path(m["file"]).parent.name == m["true"] != m["predicted"]
@@ -77,7 +81,6 @@ def _broken(kind: str, root: Path, mnist_pictures) -> Path:
     ("empty-class", "class folder .*3 holds no pictures"),
     ("not-a-digit", "'x' is not a class of this model"),
     ("unreadable", "00.png: not an image"),
-    ("blank", "00.png.*no digit"),
     ("no-classes", "holds no class folders"),
 ])
 @pytest.mark.parametrize("command", ["evaluate", "finetune"])
@@ -94,6 +97,39 @@ def test_a_bad_labelled_folder_is_one_line_and_nothing_is_written(command, kind,
 
     assert re.search(message, line), line
     assert not out.exists()
+
+
+def test_a_picture_with_no_digit_found_is_a_miss_not_an_error(trained_run, tmp_path, mnist_pictures, data_dir):
+    # Real handwriting by other writers holds pictures preprocessing finds no digit in (faint ink on blotchy
+    # paper): evaluate counts them as wrong answers and finetune leaves them out, naming them; neither stops.
+    folder = _broken("blank", tmp_path, mnist_pictures)
+    blank = folder / "5" / "00.png"
+    r = run_cli("evaluate", trained_run.path, "--images", folder, "--json", "--plots", tmp_path / "plots")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    cm = np.asarray(report["confusion_matrix"])
+    assert report["test_images"] == 20 and cm.sum() == 19 and report["refused"]["no_digit_found"] == 1
+    assert report["test_accuracy"] == pytest.approx(np.trace(cm) / 20)
+    assert report["per_class"][5]["support"] == 2 and report["per_class"][5]["correct"] <= 1
+    [missed] = [m for m in report["mistakes"] if m["predicted"] is None]
+    assert missed["file"] == str(blank) and missed["true"] == "5" and "no digit found" in missed["reason"]
+    assert missed in [{**m, "predicted": None, "confidence": None} for m in report["refusals"]]
+    text = run_cli("evaluate", trained_run.path, "--images", folder, "--plots", tmp_path / "plots")
+    assert text.returncode == 0 and "no digit found in 1 (counted wrong above)" in text.stdout
+    assert f"{blank}: 5 not read (no digit found" in text.stdout
+
+    said = []
+    tuned = mnistlab.finetune(trained_run.path, folder, out=tmp_path / "tuned", epochs=1, data_dir=data_dir,
+                              verbose=0, log=said.append)
+    assert any(f"no digit found in 1 of the 20 pictures; fine-tuning without them: {blank}" in m for m in said)
+    assert tuned.settings.finetune["no_digit_found"] == [str(blank)]
+    assert tuned.settings.finetune["per_class"] == [2] * 5 + [1] + [2] * 4
+    # Nothing to learn from at all: one line, nothing written.
+    for f in folder.rglob("*.png"):
+        on_paper(np.zeros((28, 28), np.uint8)).save(f)
+    r = run_cli("finetune", trained_run.path, "--images", folder, "--out", tmp_path / "none")
+    assert r.returncode == 2 and "no digit found in any of its 20 pictures" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "none").exists()
 
 
 def test_finetune_writes_a_normal_run_that_learned_the_pictures(trained_run, folder, tmp_path, data_dir):

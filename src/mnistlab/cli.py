@@ -282,14 +282,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"run {args.run_dir}: recipe {result['recipe']} trained on {result['dataset']}, scored on {result['source']}")
-    print(f"accuracy {result['test_accuracy']:.2%}  loss {result['test_loss']:.4f}  ({result['test_images']} images)")
+    loss = f"  loss {result['test_loss']:.4f}" if result["test_loss"] is not None else ""
+    print(f"accuracy {result['test_accuracy']:.2%}{loss}  ({result['test_images']} images)")
+    refused = result.get("refused")
+    if refused and (refused["no_digit_found"] or refused["not_a_digit"]):
+        print(f"no digit found in {refused['no_digit_found']} (counted wrong above); the not-a-digit detector "
+              f"refuses {refused['not_a_digit']} more: {result['answered_accuracy']:.2%} right as predict answers")
     print(M.format_report(result["per_class"]))
     if "mistakes" in result:
-        shown = result["mistakes"][:10]
+        # The most confident first, then the pictures with no digit found; at most 10 of each.
+        confident = [m for m in result["mistakes"] if m["predicted"] is not None]
+        missed = [m for m in result["mistakes"] if m["predicted"] is None]
+        shown = confident[:10] + missed[:10]
         if shown:
             print(f"worst mistakes ({len(result['mistakes'])} in all; the most confident first):")
             for m in shown:
-                print(f"  {m['file']}: {m['true']} read as {m['predicted']} ({m['confidence']:.0%})")
+                if m["predicted"] is None:
+                    print(f"  {m['file']}: {m['true']} not read ({m['reason']})")
+                else:
+                    print(f"  {m['file']}: {m['true']} read as {m['predicted']} ({m['confidence']:.0%})")
         print(f"figures: {result['plots']['confusion_matrix']}, {result['plots']['mistakes']}")
     return 0
 

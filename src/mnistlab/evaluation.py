@@ -47,34 +47,54 @@ def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None, *, ima
     return _report(run, f"{run.settings.dataset} test set", result)
 
 
-def _report(run: runs.Run, source: str, result: dict[str, Any]) -> dict[str, Any]:
+def _report(run: runs.Run, source: str, result: dict[str, Any], unanswered: np.ndarray | None = None) -> dict[str, Any]:
     cm = np.asarray(result["confusion_matrix"])
+    images = int(cm.sum() + (0 if unanswered is None else unanswered.sum()))
     return {
         "run_dir": str(run.path), "recipe": run.settings.recipe, "dataset": run.settings.dataset, "source": source,
-        "status": run.status.value, "test_images": int(cm.sum()),
-        **result, "per_class": M.per_class_report(cm, run.class_names),
+        "status": run.status.value, "test_images": images,
+        **result, "per_class": M.per_class_report(cm, run.class_names, unanswered),
         "recorded_test_accuracy": run.metrics.get("test_accuracy"),
     }
 
 
 def _evaluate_folder(run: runs.Run, folder: Path, plots: str | Path | None) -> dict[str, Any]:
+    """The report on a labelled folder. Pictures in which preprocessing finds no digit have no answer: they
+    count as wrong (in the accuracy, per class, and among the mistakes, after the confident ones). The run's
+    not-a-digit detector is reported beside: `answered_accuracy` is what `predict` would get right, a refusal
+    counting as wrong, while `test_accuracy` is the model's, as on the test set (where no picture is refused)."""
     from . import plots as P
     from .labelled import read_labelled_folder
+    from .prediction import calibrated
 
     labelled = read_labelled_folder(folder, run.class_names)
-    proba = run.predict_proba(labelled.x)
-    y, y_pred = labelled.y, proba.argmax(axis=1)
-    p = np.clip(proba[np.arange(len(y)), y], 1e-7, 1.0)
-    cm = M.confusion_matrix(y, y_pred, len(run.class_names))
-    result = {"test_loss": float(-np.mean(np.log(p))), "test_accuracy": M.accuracy(y, y_pred),
-              "per_class_accuracy": dict(zip(run.class_names, M.per_class_accuracy(cm))),
-              "confusion_matrix": cm.tolist()}
-    wrong = np.flatnonzero(y_pred != y)
+    names, classes = run.class_names, len(run.class_names)
+    y = labelled.y
+    raw = run.predict_proba(labelled.x) if len(y) else np.zeros((0, classes), np.float32)
+    proba, not_digit = calibrated(run, labelled.x, raw) if len(y) else (raw, None)
+    refused = not_digit > run.rejector.threshold if not_digit is not None else np.zeros(len(y), bool)
+    y_pred = raw.argmax(axis=1)
+    missed_y = np.array([c for _, c, _ in labelled.missed], np.int64)
+    unanswered = np.bincount(missed_y, minlength=classes)
+    total = len(y) + len(missed_y)
+    cm = M.confusion_matrix(y, y_pred, classes)
+    right = y_pred == y
+    result = {"test_loss": float(-np.mean(np.log(np.clip(raw[np.arange(len(y)), y], 1e-7, 1.0)))) if len(y) else None,
+              "test_accuracy": float(right.sum() / total),
+              "per_class_accuracy": dict(zip(names, M.per_class_accuracy(cm, unanswered))),
+              "confusion_matrix": cm.tolist(),
+              "answered_accuracy": float((right & ~refused).sum() / total),
+              "refused": {"no_digit_found": len(missed_y), "not_a_digit": int(refused.sum())}}
+    wrong = np.flatnonzero(~right)
     worst = wrong[np.argsort(-proba[wrong, y_pred[wrong]], kind="stable")]
-    mistakes = [{"file": str(labelled.files[i]), "true": run.class_names[y[i]], "predicted": run.class_names[y_pred[i]],
+    mistakes = [{"file": str(labelled.files[i]), "true": names[y[i]], "predicted": names[y_pred[i]],
                  "confidence": float(proba[i, y_pred[i]])} for i in worst]
+    missed = [{"file": str(f), "true": names[c], "predicted": None, "confidence": None, "reason": why}
+              for f, c, why in labelled.missed]
+    refusals = missed + [{"file": str(labelled.files[i]), "true": names[y[i]], "reason": "not a digit"}
+                         for i in np.flatnonzero(refused)]
     out = Path(plots) if plots is not None else runs.evaluation_dir(run.path, folder)
-    figures = {"confusion_matrix": str(P.confusion_matrix_plot(cm, run.class_names, out / "confusion_matrix.png")),
-               "mistakes": str(P.confident_mistakes(labelled.x, y, proba, run.class_names,
-                                                   out / "confident_mistakes.png"))}
-    return {**_report(run, str(folder), result), "mistakes": mistakes, "plots": figures}
+    figures = {"confusion_matrix": str(P.confusion_matrix_plot(cm, names, out / "confusion_matrix.png")),
+               "mistakes": str(P.confident_mistakes(labelled.x, y, proba, names, out / "confident_mistakes.png"))}
+    return {**_report(run, str(folder), result, unanswered), "mistakes": mistakes + missed, "refusals": refusals,
+            "plots": figures}

@@ -4,9 +4,12 @@ The layout is that of `keras.utils.image_dataset_from_directory`: one sub-folder
 class (`DIR/0/*.png` ... `DIR/9/*.png` for digits), any picture format `predict` reads, any size. Each
 picture goes through the same preprocessing as `predict` (images.preprocess), so what is measured or
 learned is what `predict` will see. A folder that cannot be used as a whole (a sub-folder that is not a
-class, an empty class folder, a picture that cannot be read or holds no digit) is an error naming the
-place, raised before anything is written: a label set with holes would silently measure or teach the
-wrong thing.
+class, an empty class folder, a file that is not a picture) is an error naming the place, raised before
+anything is written: a label set with holes would silently measure or teach the wrong thing. A picture that
+reads but in which preprocessing finds no digit (faint ink on blotchy paper, a blank) is not such a hole: it
+is what the tool does with that picture, so it is kept aside (`LabelledImages.missed`) for `evaluate` to count
+as a miss and for `finetune` to name and leave out. Real handwriting by other writers holds such pictures
+(a few in a hundred of faded historical records), and one of them must not stop the measurement of the rest.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import ImageError, ImageNotFoundError, UsageError
+from .errors import ImageError, ImageNotFoundError, NoDigitError, UsageError
 from .prediction import IMAGE_SUFFIXES
 
 
@@ -31,6 +34,8 @@ class LabelledImages:
     x: np.ndarray
     y: np.ndarray
     files: tuple[Path, ...]
+    # Pictures in which preprocessing found no digit: (file, class index, why), in the folder's order.
+    missed: tuple[tuple[Path, int, str], ...] = ()
 
     def per_class(self, classes: int) -> list[int]:
         """How many pictures each class has."""
@@ -75,16 +80,22 @@ def read_labelled_folder(folder: str | os.PathLike, class_names: Sequence[str], 
         files.extend(found)
         labels.extend([index[sub.name]] * len(found))
     x = np.zeros((len(files), 28, 28), np.float32)
+    found = np.ones(len(files), bool)
+    missed: list[tuple[Path, int, str]] = []
     bar = tqdm(files, desc="reading pictures", unit="img", file=sys.stderr,
                disable=not progress or len(files) < 200 or not sys.stderr.isatty())
     for i, path in enumerate(bar):
         try:
             x[i] = preprocess(path)
+        except NoDigitError as exc:
+            found[i] = False
+            missed.append((path, labels[i], str(exc).removeprefix(f"{path}: ")))
         except ImageError as exc:
             # The label set is refused as a whole (see the module docstring), naming the picture.
             named = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
             raise ImageError(f"{named} (fix or remove that picture in the labelled folder)") from exc
-    return LabelledImages(folder, x, np.asarray(labels, dtype=np.int64), tuple(files))
+    return LabelledImages(folder, x[found], np.asarray(labels, dtype=np.int64)[found],
+                          tuple(f for f, ok in zip(files, found) if ok), tuple(missed))
 
 
 # ---------------------------------------------------------------------------------------- adding to a folder

@@ -20,18 +20,23 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = 
     return cm
 
 
-def per_class_accuracy(cm: np.ndarray) -> list[float]:
-    """Recall of each class (correct / support) from a confusion matrix; NaN-free (0.0 for an empty class)."""
-    support = cm.sum(axis=1)
+def per_class_accuracy(cm: np.ndarray, unanswered: np.ndarray | None = None) -> list[float]:
+    """Recall of each class (correct / support) from a confusion matrix; NaN-free (0.0 for an empty class).
+
+    `unanswered`: per class, pictures that got no answer at all (no digit found in them); they count in the
+    support and never as correct."""
+    support = cm.sum(axis=1) + (0 if unanswered is None else np.asarray(unanswered))
     return [float(cm[i, i] / support[i]) if support[i] else 0.0 for i in range(len(cm))]
 
 
-def per_class_report(cm: np.ndarray, class_names: list[str]) -> list[dict]:
-    """One row per class: support, correct, accuracy (recall), precision and F1."""
+def per_class_report(cm: np.ndarray, class_names: list[str], unanswered: np.ndarray | None = None) -> list[dict]:
+    """One row per class: support, correct, accuracy (recall), precision and F1 (`unanswered`: as for
+    `per_class_accuracy`)."""
     rows = []
     predicted = cm.sum(axis=0)
+    extra = np.zeros(len(class_names), np.int64) if unanswered is None else np.asarray(unanswered)
     for i, name in enumerate(class_names):
-        support, correct = int(cm[i].sum()), int(cm[i, i])
+        support, correct = int(cm[i].sum() + extra[i]), int(cm[i, i])
         recall = correct / support if support else 0.0
         precision = correct / predicted[i] if predicted[i] else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0

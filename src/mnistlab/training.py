@@ -389,6 +389,15 @@ def finetune(run_dir: str | Path, images: str | Path, *, out: str | Path | None 
     spec = get_recipe(source.settings.recipe)
     out_dir = runs.prepare_run_dir(out, f"{spec.name}-finetuned", force)
     labelled = read_labelled_folder(images, source.class_names)
+    if labelled.missed:
+        # Nothing to learn from a picture with no digit found in it (faint ink, a blank): named and left out.
+        shown = ", ".join(str(f) for f, _, _ in labelled.missed[:3]) + (", ..." if len(labelled.missed) > 3 else "")
+        total = len(labelled.y) + len(labelled.missed)
+        if not len(labelled.y):
+            raise UsageError(f"no digit found in any of its {total} pictures ({shown}); nothing to fine-tune on",
+                             param="images", value=images)
+        log(f"mnistlab: warning: no digit found in {len(labelled.missed)} of the {total} pictures; fine-tuning "
+            f"without them: {shown}")
     data = load_dataset(source.settings.dataset, data_dir, remember=data_dir is not None)
     keras = import_keras()
 
@@ -406,7 +415,8 @@ def finetune(run_dir: str | Path, images: str | Path, *, out: str | Path | None 
     record = {"from": str(Path(run_dir)), "from_test_accuracy": source.metrics.get("test_accuracy"),
               "images": str(Path(images)), "per_class": labelled.per_class(classes),
               "train_pictures": int(len(train_idx)), "validation_pictures": int(len(val_idx)),
-              "learning_rate": learning_rate, "mnist_mixed_per_picture": FINETUNE_MNIST_PER_PICTURE}
+              "learning_rate": learning_rate, "mnist_mixed_per_picture": FINETUNE_MNIST_PER_PICTURE,
+              "no_digit_found": [str(f) for f, _, _ in labelled.missed]}
     settings = runs.RunSettings(recipe=spec.name, dataset=source.settings.dataset, epochs=epochs,
                                 batch_size=FINETUNE_BATCH_SIZE, seed=seed, limit=None, ensemble=1,
                                 class_names=source.class_names, data_sha256=data.sha256, finetune=record)
