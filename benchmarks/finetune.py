@@ -7,8 +7,16 @@ run with K = 1, 5, 20 and 100 pictures per digit; and reports accuracy on the wr
 MNIST's test set, with the time each fine-tuning took. Nothing here is tuned on MNIST's test set: it is only
 reported.
 
+With `--populations usps historical ...`, a "population" is instead one set of benchmarks/other_writers.py:
+MNIST's held-out writers (training images 54000-59999, which `cnn` never trains on) acquired as that collection
+was (postal scans at 16x16, faded ink on aged paper, ...). The K pictures per digit and the 30 test pictures per
+digit come from different source digits and seeds, and the MNIST held-out figure leaves out the sources used.
+Accuracy counts a picture in which no digit is found as wrong (`evaluate`'s `test_accuracy`); "as predict
+answers" also counts the not-a-digit detector's refusals as wrong.
+
     mnistlab train --recipe cnn --out runs/cnn
     PYTHONPATH=src python benchmarks/finetune.py runs/cnn --data-dir ../shared/data --writers 3 --out .bench/finetune
+    PYTHONPATH=src python benchmarks/finetune.py runs/cnn --data-dir ../shared/data --populations usps historical
 """
 
 from __future__ import annotations
@@ -48,6 +56,56 @@ def write_folder(root: Path, font: Path, per_digit: int, seed: int) -> Path:
     return root
 
 
+def write_population(root: Path, name: str, per_digit: int, seed: int, data_dir: Path | None,
+                     exclude: set[str] = frozenset()) -> tuple[Path, set[str]]:
+    """`per_digit` pictures of each digit of other_writers' set `name` (sources not in `exclude`, at most 30 a
+    digit) into root/<digit>/<n>.<ext>, and the sources used ("mnist:54012")."""
+    import other_writers as ow
+
+    sources = ow.make_sources(per_digit + (30 if exclude else 0), seed, 0.0, str(data_dir) if data_dir else None)
+    sources = [[s for s in srcs if s.origin not in exclude][:per_digit] for srcs in sources]
+    for pic in ow.make_set(name, sources, seed):
+        (root / str(pic.label)).mkdir(parents=True, exist_ok=True)
+        (root / str(pic.label) / f"{pic.n:03d}{pic.suffix}").write_bytes(pic.data)
+    return root, {s.origin for srcs in sources for s in srcs}
+
+
+def populations(args: argparse.Namespace) -> None:
+    """Fine-tune on K pictures per digit of each population; score on 30 others per digit."""
+    base = mnistlab.load_run(args.run)
+    (x_train, y_train), _ = mnistlab.load_data(data_dir=args.data_dir)
+    rows = []
+    for name in args.populations:
+        test, used = write_population(args.out / "populations" / "test" / name, name, 30, 32, args.data_dir)
+        before = mnistlab.evaluate(args.run, images=test, plots=args.out / "plots")
+        for k in args.shots:
+            pool, train_used = write_population(args.out / "populations" / f"train-{k}" / name, name, k, 31,
+                                                args.data_dir, exclude=used)
+            start = time.perf_counter()
+            tuned = mnistlab.finetune(args.run, pool, out=args.out / "runs" / f"{name}-{k}", force=True,
+                                      data_dir=args.data_dir, verbose=0, log=lambda msg: None)
+            took = time.perf_counter() - start
+            after = mnistlab.evaluate(tuned.path, images=test, plots=args.out / "plots")
+            held = np.setdiff1d(np.arange(54000, 60000), [int(o.split(":")[1]) for o in used | train_used])
+            rows.append({"population": name, "per_digit": k, "skipped": len(tuned.settings.finetune["no_digit_found"]),
+                         "before": before["test_accuracy"], "after": after["test_accuracy"],
+                         "answered_before": before["answered_accuracy"], "answered_after": after["answered_accuracy"],
+                         "no_digit_found": after["refused"]["no_digit_found"],
+                         "mnist_held_out_before": held_out_accuracy(base, x_train[held], y_train[held]),
+                         "mnist_held_out_after": held_out_accuracy(tuned, x_train[held], y_train[held]),
+                         "mnist_before": base.metrics["test_accuracy"], "mnist_after": tuned.metrics["test_accuracy"],
+                         "seconds": round(took, 1)})
+            print(json.dumps(rows[-1]), flush=True)
+    print("\n| population | pictures per digit | test pictures before | after | as predict answers, before | after | "
+          "no digit found (of 300) | MNIST held-out before | after | MNIST test before | after | fine-tuning time |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['population']} | {r['per_digit']} | {r['before']:.1%} | {r['after']:.1%} | "
+              f"{r['answered_before']:.1%} | {r['answered_after']:.1%} | {r['no_digit_found']} | "
+              f"{r['mnist_held_out_before']:.2%} | {r['mnist_held_out_after']:.2%} | {r['mnist_before']:.2%} | "
+              f"{r['mnist_after']:.2%} | {r['seconds']} s |")
+
+
 def held_out_accuracy(run, x: np.ndarray, y: np.ndarray) -> float:
     """Accuracy of a run on MNIST images given as uint8 arrays."""
     return float((run.predict_proba(x).argmax(axis=1) == y).mean())
@@ -60,7 +118,12 @@ def main() -> None:
     ap.add_argument("--writers", type=int, default=3, help="how many fonts (the worst-read ones first)")
     ap.add_argument("--shots", type=int, nargs="+", default=[1, 5, 20, 100], help="pictures per digit")
     ap.add_argument("--out", type=Path, default=Path(".bench/finetune"))
+    ap.add_argument("--populations", nargs="+", metavar="SET",
+                    help="other_writers.py sets (usps, historical, ...) instead of handwriting fonts")
     args = ap.parse_args()
+    if args.populations:
+        populations(args)
+        return
 
     fonts = available_fonts()
     if not fonts:
