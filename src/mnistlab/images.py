@@ -17,8 +17,10 @@ box (keeping its aspect ratio, anti-aliased, hence grey levels) and centring it 
    "ink-positive": ink bright, paper dark.
 4. Paper background (uneven light, shadows, the desk beside the paper): a grey opening (minimum, then
    maximum filter) on a coarse grid of cell means, upsampled bilinearly. Its window must be wider than
-   the strokes yet narrower than the shadows, so several are tried and the one whose ink then separates
-   best from the paper (Otsu's between-class share of the variance) wins. The ink strength is the
+   the strokes yet narrower than the shadows, so several are tried, down to `STROKE_WINDOW` times the
+   width of the strokes each finds, and the one whose ink then separates best from the paper (Otsu's
+   between-class share of the variance) wins. (A narrower window hollows bold strokes and junctions, and
+   the ink it leaves separates all the better: a faded 7 kept its stem and lost its bar.) The ink strength is the
    contrast relative to the paper (a division: a digit in a shadow is as strong as one in the light).
    Pictures up to `SMALL` pixels have a constant background.
 5. Ink: a light blur (noise, JPEG blocks), then Otsu's threshold over the neighbourhood of the likely ink
@@ -27,7 +29,7 @@ box (keeping its aspect ratio, anti-aliased, hence grey levels) and centring it 
    `_printed_lines`) are taken out, where strokes cross them excepted. Connected components
    (8-connected, OpenCV): strips along a side of the picture are its edges, not ink, and the threshold
    is chosen again without them; the digit is the largest remaining component with those near it that
-   are not specks. Too little contrast (`MIN_CONTRAST`), or a signal-to-noise ratio under `MIN_SNR` at
+   are not specks, and the fainter ink connected to it (hysteresis, `_faded`: ink fading along a stroke). Too little contrast (`MIN_CONTRAST`), or a signal-to-noise ratio under `MIN_SNR` at
    every scale (and under twice it against the paper beside the digit, for a bold digit filling a close
    crop), or only a speck, means there is no digit: `NoDigitError` rather than a guess.
 6. Grey levels: a ramp from the noise floor to the digit's median stroke strength, so strokes saturate
@@ -75,7 +77,8 @@ GROWTH = 1.15  # ... unless taking it in grows the digit's box by at most this f
 BORDER_FRACTION = 0.3  # a component running along more than this fraction of a side of the picture ...
 STRIP_DEPTH = 0.2  # ... and reaching less than this fraction into it is the picture's edge, not ink
 POLARITY_MARGIN = 0.1  # grey-level deviations smaller than this (lighting, texture) do not vote on polarity
-WINDOWS = (0.5, 0.3, 0.18, 0.1)  # background windows tried, as fractions of the picture's shorter side
+WINDOWS = (0.5, 0.3, 0.18, 0.1)  # background windows tried, as fractions of the picture's shorter side ...
+STROKE_WINDOW = 2.0  # ... down to this many times the width of the strokes each finds
 TIGHT_MAX = 128  # pictures up to this size may be a digit cropped to its box (a dataset's cell, a form field)...
 TIGHT_TOUCH = 0.04  # ... when this share of their outermost ring is ink; they get back MARGIN of paper all round
 MARGIN = 0.2  # MNIST's: a 20-pixel digit in a 28-pixel field leaves a fifth of its size on each side
@@ -86,6 +89,9 @@ TARGET_STROKE = 0.11  # MNIST's typical stroke width over its digit's longer sid
 # 0.22-0.25; a felt marker's digits 0.17. Chosen on development sets (other_writers.py seed 0 and MNIST's held-out
 # training digits): 0.16 read them best, 0.18 and 0.2 gained less (docs/benchmarks.md "Bold strokes").
 MAX_STROKE = 0.16
+FADED = 0.5  # ink above this fraction of the threshold, connected to the digit, is part of it (`_faded`) ...
+FADED_GAIN = 0.1  # ... where beyond the strokes' rim it adds this share of the digit's pixels ...
+FADED_REACH = 0.5  # ... and within this fraction of the digit's size around it
 LINE_LENGTH = 0.45  # a straight horizontal or vertical run of ink this fraction of the picture's side long ...
 LINE_OVERHANG = 0.05  # ... that reaches past the rest of the ink at both ends by this fraction of its length (2 px at least) ...
 LINE_REST = 0.25  # ... beside at least this much other ink (of the line's area) ...
@@ -447,6 +453,8 @@ def _find_ink(g: np.ndarray) -> dict:
             candidate_bg = _opening_background(p, window)
             candidate = _smooth(_strength(p, candidate_bg))
             t, separation, level, noise = _threshold_stats(candidate)
+            if best is not None and window < STROKE_WINDOW * _stroke_width(candidate > t):
+                break  # hollows the strokes it finds (smaller windows only more so)
             if best is None or separation > best[0]:
                 best = (separation, candidate, t, candidate_bg, level, noise)
             if fraction == WINDOWS[0] and np.ptp(candidate_bg) < 0.02:
@@ -505,10 +513,46 @@ def _select(s: np.ndarray, t: float, level: float, noise: float) -> dict:
         if edges.any():
             return {"error": e, "edges": edges}
         raise
-    return {"strength": s, "keep": keep, "bbox": bbox, "ink_level": ink_level, "stroke": _stroke_width(keep),
+    stroke = _stroke_width(keep)
+    grown, bbox = _faded(s, keep, bbox, max(FADED * t, level + 4.0 * noise), stroke)
+    if grown is not keep:
+        keep, stroke = grown, _stroke_width(grown)
+    return {"strength": s, "keep": keep, "bbox": bbox, "ink_level": ink_level, "stroke": stroke,
             "edges": edges,
             # Below this, a pixel is paper: the noise floor, but never above half the threshold.
             "floor": min(0.5 * t, max(level + 3.0 * noise, 0.0))}
+
+
+def _faded(s: np.ndarray, keep: np.ndarray, bbox: tuple[int, int, int, int], low: float, stroke: float | None = None
+           ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The digit with the parts of its strokes where the ink fades (hysteresis thresholding, as Canny's edges):
+    ink above `low` connected to the digit, where it adds more than the strokes' anti-aliased rim.
+
+    One threshold splits ink whose darkness varies along the stroke (a dip pen running dry, faded ink on an
+    old record) into a dark part that is kept and a light one that is lost: a 7 read from its stem alone.
+    A digit drawn in even ink gains only its rim here and is returned unchanged (`keep` itself), after one
+    threshold and one dilation (`stroke`: `_stroke_width(keep)`, when the caller has it): a canvas pays 0.05 ms.
+    """
+    weak = s > low
+    rim = _dilate(keep, max(1, round((_stroke_width(keep) if stroke is None else stroke) / 2)) + 1)
+    outside = weak & ~rim
+    need = FADED_GAIN * np.count_nonzero(keep)
+    if np.count_nonzero(outside) < need:
+        return keep, bbox  # too little weak ink beyond the rim, connected or not
+    n, labels = cv2.connectedComponents(weak.view(np.uint8), connectivity=8)
+    ids = np.unique(labels[keep])
+    grown = _labelled(labels, ids[ids > 0], n) | keep
+    if np.count_nonzero(grown & outside) < need:
+        return keep, bbox
+    # Within reach of the digit only: weak ink can run on into a shadow or a stain beside it.
+    top, left, bottom, right = bbox
+    reach = round(FADED_REACH * max(bottom - top, right - left))
+    h, w = keep.shape
+    window = np.zeros_like(keep)
+    window[max(0, top - reach): bottom + reach, max(0, left - reach): right + reach] = True
+    grown &= window
+    rows, cols = np.flatnonzero(grown.any(1)), np.flatnonzero(grown.any(0))
+    return grown, (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
 
 
 def _snr(s: np.ndarray, keep: np.ndarray, level: float, noise: float, ink_level: float | None = None) -> float:

@@ -192,7 +192,10 @@ def _ink_map(grey: np.ndarray) -> tuple[np.ndarray, float, float, float]:
             if window < 8 and best is not None:
                 break
             background = _img._opening_background(small, window / f)
-            t, separation = _img._ink_threshold(_img._smooth(_img._strength(small, background)))
+            smooth = _img._smooth(_img._strength(small, background))
+            t, separation = _img._ink_threshold(smooth)
+            if best is not None and window / f < _img.STROKE_WINDOW * _img._stroke_width(smooth > t):
+                break  # hollows the strokes it finds, as in `_img._find_ink`
             if best is None or separation > best[0]:
                 best = (separation, window)
             if fraction == _img.WINDOWS[0] and np.ptp(background) < 0.02:
