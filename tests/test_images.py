@@ -488,6 +488,42 @@ def test_a_bold_digit_that_is_half_the_close_crop_is_still_dark_ink_on_paper(dat
     assert correlation(images.preprocess(picture), images.preprocess(clean)) > 0.8
 
 
+def bold_zero_strength(paper: str, seed: int) -> np.ndarray:
+    """Ink strength (ink bright) of a bold 0 filling a close crop, contrast 0.3, on blotchy paper (slow
+    variations of 0.06, fine grain 0.004: an old record) or on grainy paper (white noise of 0.045: a texture)."""
+    rng = np.random.default_rng(seed)
+    h, w = 96, 80
+    picture = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(picture).ellipse([8, 6, w - 9, h - 7], outline=255, width=20)
+    ink = np.asarray(picture, np.float32) / 255
+    if paper == "blotchy":
+        slow = np.asarray(Image.fromarray(rng.standard_normal((5, 5)).astype(np.float32), "F").resize(
+            (w, h), Image.Resampling.BICUBIC))
+        noise = 0.06 * slow + rng.normal(0, 0.004, (h, w))
+    else:
+        noise = rng.normal(0, 0.045, (h, w))
+    return np.clip(0.1 + noise + 0.3 * ink, 0, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_bold_digit_on_blotchy_paper_stands_out_and_one_on_grain_does_not(seed):
+    # A bold digit in a close crop is much of the picture, so the first look's noise (of the whole picture) is
+    # inflated by the ink; the second look measures the paper beside it. An old record's paper varies slowly
+    # (blotches), by as much as grain would: over its fine grain the ink stands out many times (FINE_SNR), and
+    # the digit is found (it was "nothing stands out", contrast 0.24, signal-to-noise 1.3). Over grain as strong
+    # it does not, and the refusal stays.
+    from mnistlab.errors import NoDigitError
+
+    s = bold_zero_strength("blotchy", seed)
+    t, _, level, noise = images._threshold_stats(s)
+    found = images._select(s, t, level, noise)
+    assert "error" not in found and found["keep"].sum() > 0.2 * s.size
+    s = bold_zero_strength("grainy", seed)
+    t, _, level, noise = images._threshold_stats(s)
+    with pytest.raises(NoDigitError, match="nothing stands out"):
+        images._select(s, t, level, noise)
+
+
 def record_seven(bar_ink: float) -> np.ndarray:
     """A bold 7 in a dip pen's ink on a close crop of blotchy paper (an old record's cell), its bar `bar_ink` as
     dark as its stem (1: even ink)."""

@@ -71,6 +71,7 @@ WORK_SIZE = 384  # longer side of the image the analysis runs on
 SMALL = 64  # images up to this size have no uneven lighting worth modelling
 MIN_CONTRAST = 0.08  # ink must be at least this much darker (relative) than the paper
 MIN_SNR = 4.0  # ... and this many noise standard deviations
+FINE_SNR = 12.0  # (a second look, beside the digit: MIN_SNR over the paper's blotches is enough where the ink is this many times its fine grain)
 SPECK_FRACTION = 0.04  # a component below this fraction of the largest one's area is a speck
 NEAR_FRACTION = 0.3  # a component further than this fraction of the digit's size from it is not part of it...
 GROWTH = 1.15  # ... unless taking it in grows the digit's box by at most this factor
@@ -501,8 +502,9 @@ def _select(s: np.ndarray, t: float, level: float, noise: float) -> dict:
         snr = _snr(s, keep, level, noise, ink_level)
         if contrast >= MIN_CONTRAST and snr < MIN_SNR:
             # A second look at the paper beside the digit; overruling the first needs twice the evidence.
-            paper_snr = _paper_snr(s, keep, ink_level)
-            snr = max(snr, paper_snr if paper_snr >= 2 * MIN_SNR else 0.0)
+            paper_snr, fine_snr = _paper_snr(s, keep, ink_level)
+            if paper_snr >= 2 * MIN_SNR or (paper_snr >= MIN_SNR and fine_snr >= FINE_SNR):
+                snr = max(snr, paper_snr)
         if contrast < MIN_CONTRAST or snr < MIN_SNR:
             raise NoDigitError(f"no digit found: nothing stands out from the background's noise "
                                f"(contrast {contrast:.2f}, signal-to-noise {snr:.1f})")
@@ -574,7 +576,7 @@ def _snr(s: np.ndarray, keep: np.ndarray, level: float, noise: float, ink_level:
     return best
 
 
-def _paper_snr(s: np.ndarray, keep: np.ndarray, ink_level: float) -> float:
+def _paper_snr(s: np.ndarray, keep: np.ndarray, ink_level: float) -> tuple[float, float]:
     """The digit's signal-to-noise ratio against the paper away from it (its median and MAD-based sigma).
 
     A second look before "nothing stands out": the first measures the paper over the whole picture, and where
@@ -585,11 +587,14 @@ def _paper_snr(s: np.ndarray, keep: np.ndarray, ink_level: float) -> float:
     """
     paper = ~_dilate(keep, 2)
     if np.count_nonzero(paper) < max(64, 0.1 * paper.size):
-        return 0.0
+        return 0.0, 0.0
     values = s[paper]
     level = float(_median(values))
     noise = 1.4826 * float(_median(np.abs(values - level)))
-    return (ink_level - level) / max(noise, 1e-6)
+    # The paper's fine grain: what is left of it beside its own 5x5 mean (blotches and uneven light are slow).
+    grain = (s - cv2.blur(s, (5, 5)))[paper]
+    fine = 1.4826 * float(_median(np.abs(grain - float(_median(grain)))))
+    return (ink_level - level) / max(noise, 1e-6), (ink_level - level) / max(fine, 1e-6)
 
 
 def _strength(p: np.ndarray, background: np.ndarray | np.float32) -> np.ndarray:
