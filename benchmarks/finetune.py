@@ -96,14 +96,24 @@ def populations(args: argparse.Namespace) -> None:
                          "mnist_before": base.metrics["test_accuracy"], "mnist_after": tuned.metrics["test_accuracy"],
                          "seconds": round(took, 1)})
             print(json.dumps(rows[-1]), flush=True)
-    print("\n| population | pictures per digit | test pictures before | after | as predict answers, before | after | "
-          "no digit found (of 300) | MNIST held-out before | after | MNIST test before | after | fine-tuning time |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print_table(rows, [("population", "population", ""), ("pictures per digit", "per_digit", ""),
+                       ("test pictures before", "before", ".1%"), ("after", "after", ".1%"),
+                       ("as predict answers, before", "answered_before", ".1%"), ("after", "answered_after", ".1%"),
+                       ("no digit found (of 300)", "no_digit_found", ""), *MNIST_COLUMNS])
+
+
+# The columns every table ends with: (header, key, format).
+MNIST_COLUMNS = [("MNIST held-out before", "mnist_held_out_before", ".2%"), ("after", "mnist_held_out_after", ".2%"),
+                 ("MNIST test before", "mnist_before", ".2%"), ("after", "mnist_after", ".2%"),
+                 ("fine-tuning time (s)", "seconds", "")]
+
+
+def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
+    """The rows as a Markdown table, one column per (header, key, format)."""
+    print("\n| " + " | ".join(h for h, _, _ in columns) + " |")
+    print("|" + " --- |" * len(columns))
     for r in rows:
-        print(f"| {r['population']} | {r['per_digit']} | {r['before']:.1%} | {r['after']:.1%} | "
-              f"{r['answered_before']:.1%} | {r['answered_after']:.1%} | {r['no_digit_found']} | "
-              f"{r['mnist_held_out_before']:.2%} | {r['mnist_held_out_after']:.2%} | {r['mnist_before']:.2%} | "
-              f"{r['mnist_after']:.2%} | {r['seconds']} s |")
+        print("| " + " | ".join(format(r[k], f) for _, k, f in columns) + " |")
 
 
 def held_out_accuracy(run, x: np.ndarray, y: np.ndarray) -> float:
@@ -156,13 +166,8 @@ def main() -> None:
                          "mnist_before": base.metrics["test_accuracy"], "mnist_after": tuned.metrics["test_accuracy"],
                          "seconds": round(took, 1)})
             print(json.dumps(rows[-1]), flush=True)
-    print("\n| writer | pictures per digit | writer's test pictures before | after | MNIST held-out before | after | "
-          "MNIST test before | after | fine-tuning time |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for r in rows:
-        print(f"| {r['writer']} | {r['per_digit']} | {r['before']:.1%} | {r['after']:.1%} | "
-              f"{r['mnist_held_out_before']:.2%} | {r['mnist_held_out_after']:.2%} | {r['mnist_before']:.2%} | "
-              f"{r['mnist_after']:.2%} | {r['seconds']} s |")
+    print_table(rows, [("writer", "writer", ""), ("pictures per digit", "per_digit", ""),
+                       ("writer's test pictures before", "before", ".1%"), ("after", "after", ".1%"), *MNIST_COLUMNS])
 
 
 if __name__ == "__main__":
