@@ -51,16 +51,20 @@ def roc_auc(negatives: np.ndarray, positives: np.ndarray) -> float:
     return float((ranks[:n].sum() - n * (n + 1) / 2) / (n * m))
 
 
-def preprocess_all(samples: list) -> tuple[np.ndarray, np.ndarray]:
-    """The 28x28 inputs, and which pictures were refused for holding no ink (or being unreadable)."""
+def preprocess_all(samples: list) -> tuple[np.ndarray, np.ndarray, list[list[np.ndarray]]]:
+    """The 28x28 inputs, which pictures were refused for holding no ink (or being unreadable), and each
+    picture's inputs as `predict` weighs them (`images.preprocess_choices`; zeros where refused)."""
     x = np.zeros((len(samples), 28, 28), np.float32)
     blank = np.zeros(len(samples), bool)
+    choices = []
     for i, s in enumerate(samples):
         try:
-            x[i] = images.preprocess(s.data)
+            choices.append(images.preprocess_choices(s.data))
+            x[i] = choices[-1][0]
         except ImageError:
             blank[i] = True
-    return x, blank
+            choices.append([x[i]])
+    return x, blank, choices
 
 
 def table(rows: list[tuple[str, ...]]) -> str:
@@ -96,9 +100,10 @@ def main() -> None:
         report(load_run(model), model, sets, inputs)
 
 
-def report(run, model: Path, sets: dict[str, list], inputs: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-    """The tables for one run: `sets` of pictures and their preprocessed `inputs` (images, no-ink flags)."""
-    from mnistlab.prediction import classify
+def report(run, model: Path, sets: dict[str, list], inputs: dict[str, tuple]) -> None:
+    """The tables for one run: `sets` of pictures and their preprocessed `inputs` (images, no-ink flags, each
+    picture's inputs as `predict` weighs them)."""
+    from mnistlab.prediction import choose
 
     nondigits = sets["non-digits"]
 
@@ -108,9 +113,9 @@ def report(run, model: Path, sets: dict[str, list], inputs: dict[str, tuple[np.n
           f"{run.rejector.version})\n")
     x, blank, raw, refused, proba, score = {}, {}, {}, {}, {}, {}
     for name in sets:
-        x[name], blank[name] = inputs[name]
+        _, blank[name], choices = inputs[name]
+        x[name], proba[name], refused[name] = choose(run, choices)  # the input predict takes
         raw[name] = run.predict_proba(x[name])
-        proba[name], refused[name] = classify(run, x[name])
         refused[name] |= blank[name]
         score[name] = run.rejector.score(x[name], raw[name])
 

@@ -391,12 +391,13 @@ class Model:
                    and (s.limit is None or s.limit > HELD_OUT[0]))
         return cls(path, name, run=run, trained_on_sources=trained)
 
-    def classify(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted digit and not-a-digit refusal for (N, 28, 28) inputs."""
+    def classify(self, x: np.ndarray, choices: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted digit and not-a-digit refusal for (N, 28, 28) inputs (with a run, for each picture's
+        `images.preprocess_choices` where given: the input `predict` takes, `prediction.choose`)."""
         if self.run is not None:
-            from mnistlab.prediction import classify
+            from mnistlab.prediction import choose, classify
 
-            proba, refused = classify(self.run, x)
+            proba, refused = classify(self.run, x) if choices is None else choose(self.run, choices)[1:]
             return proba.argmax(1), refused
         from mnistlab.runs import to_model_input
 
@@ -404,16 +405,20 @@ class Model:
         return proba.argmax(1), np.zeros(len(x), bool)
 
 
-def preprocess_all(pics: list[Picture]) -> tuple[np.ndarray, np.ndarray]:
-    """What the model sees (N, 28, 28), and which pictures preprocess refused (no ink found, unreadable)."""
+def preprocess_all(pics: list[Picture]) -> tuple[np.ndarray, np.ndarray, list[list[np.ndarray]]]:
+    """What the model sees (N, 28, 28), which pictures preprocess refused (no ink found, unreadable), and each
+    picture's inputs as `predict` weighs them (`images.preprocess_choices`; zeros where refused)."""
     x = np.zeros((len(pics), 28, 28), np.float32)
     no_ink = np.zeros(len(pics), bool)
+    choices = []
     for i, p in enumerate(pics):
         try:
-            x[i] = images.preprocess(io.BytesIO(p.data))
+            choices.append(images.preprocess_choices(io.BytesIO(p.data)))
+            x[i] = choices[-1][0]
         except ImageError:
             no_ink[i] = True
-    return x, no_ink
+            choices.append([x[i]])
+    return x, no_ink, choices
 
 
 def score(labels: np.ndarray, pred: np.ndarray, no_ink: np.ndarray, not_digit: np.ndarray) -> dict:
@@ -522,16 +527,16 @@ def main() -> None:
     sets = {name: make_set(name, sources, args.seed) for name in SETS if name in args.sets}
     render_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    seen, no_ink = {}, {}
+    seen, no_ink, choices = {}, {}, {}
     for name, pics in sets.items():
-        seen[name], no_ink[name] = preprocess_all(pics)
+        seen[name], no_ink[name], choices[name] = preprocess_all(pics)
     pre_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     results: dict[str, dict[str, dict]] = {}
     for m in models:
         results[m.name] = {}
         for name, pics in sets.items():
-            pred, not_digit = m.classify(seen[name])
+            pred, not_digit = m.classify(seen[name], choices[name])
             results[m.name][name] = score(np.array([p.label for p in pics]), pred, no_ink[name], not_digit)
     predict_s = time.perf_counter() - t0
     scored = [s for s in sets if s != CONTROL]

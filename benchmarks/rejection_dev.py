@@ -49,7 +49,7 @@ def render(seeds: list[int], out: Path, per_kind: int, per_digit: int, mnist: in
                 "hand": synth_digits.make_samples(per_digit, seed + 1)}
         arrays = {}
         for name, samples in sets.items():
-            x, blank = not_digits.preprocess_all(samples)
+            x, blank, _ = not_digits.preprocess_all(samples)
             arrays[f"{name}_x"], arrays[f"{name}_blank"] = x, blank
             arrays[f"{name}_label"] = np.array([s.label for s in samples])
             arrays[f"{name}_kind"] = np.array([s.font for s in samples])

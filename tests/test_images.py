@@ -624,6 +624,32 @@ def test_a_box_line_touching_the_digit_and_starting_under_it_is_taken_out(data_d
         assert correlation(got, want) > 0.8, (d, correlation(got, want))
 
 
+def test_a_box_line_as_thick_as_the_pen_and_past_one_end_gives_a_second_input(data_dir):
+    # A box's side 3 px thick (as thick as the writing) through the digit's foot, from under it to far past it:
+    # that is also what the foot of a 2 or the bar of a 7 look like, so the line stays in the first input. The
+    # second input takes it out; `prediction.choose` reads it where the detector refuses the first.
+    (x, y), _ = mnistlab.load_data(data_dir=data_dir)
+    for d in (0, 3, 8):
+        i = int(np.flatnonzero(y[54000:] == d)[0]) + 54000
+        rows, cols = np.flatnonzero(x[i].any(1)), np.flatnonzero(x[i].any(0))
+        box = Image.fromarray(x[i][rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1])
+        ink = np.asarray(box.resize((26, 38), Image.Resampling.BILINEAR).filter(ImageFilter.MaxFilter(3))) > 127
+        field = np.zeros((64, 64), bool)
+        field[11:49, 6:32] = ink
+        low = int(np.flatnonzero(field.any(1))[-1])
+        printed = field.copy()
+        printed[low - 1: low + 2, 12:60] = True
+        picture = (~printed).astype(np.uint8) * 255
+        want = images.preprocess((~field).astype(np.uint8) * 255)
+        first, second = images.preprocess_choices(picture)
+        assert np.array_equal(first, images.preprocess(picture))
+        assert correlation(first, want) < 0.6 and correlation(second, want) > 0.85, d
+    # A picture with nothing in doubt has one input: the one `preprocess` gives.
+    clean = (~field).astype(np.uint8) * 255
+    [only] = images.preprocess_choices(clean)
+    assert np.array_equal(only, want)
+
+
 def test_a_digits_own_straight_strokes_are_kept():
     # The thin, ruler-straight bar of a 7 (ending where the stem starts) and the straight stem of a 4 (the ink's
     # whole height) are strokes: nothing is taken away.

@@ -206,3 +206,26 @@ def test_cli_json_is_the_api_record_and_status_follows_unreadable_files(trained_
     [line] = r.stderr.strip().splitlines()
     assert line.startswith(f"mnistlab: error: {tmp_path / 'missing.png'}: no such file"), r.stderr
     assert r.stdout.splitlines()[1].split()[0] == str(good)
+
+
+def test_choose_reads_the_second_input_only_where_the_first_is_refused():
+    # `prediction.choose` on a stand-in run whose detector refuses inputs with much ink: a form field's box side
+    # left in (first input) is refused and the digit alone (second) is not; an accepted first input is never
+    # replaced; a refused picture without a second input stays refused.
+    from types import SimpleNamespace
+
+    from mnistlab.prediction import choose
+
+    heavy, light, other = np.ones((28, 28), np.float32), np.zeros((28, 28), np.float32), np.zeros((28, 28), np.float32)
+    light[10:18, 12:16] = 1.0
+    other[4:8, 4:8] = 1.0
+    rejector = SimpleNamespace(threshold=100.0, score=lambda x, p: x.reshape(len(x), -1).sum(axis=1))
+    run = SimpleNamespace(rejector=rejector, temperature=1.0,
+                          predict_proba=lambda x: np.tile(np.eye(10, dtype=np.float32)[3], (len(x), 1)))
+    x, proba, refused = choose(run, [[heavy, light], [light, other], [heavy], [heavy, heavy * 0.9]])
+    assert refused.tolist() == [False, False, True, True]
+    assert np.array_equal(x[0], light) and np.array_equal(x[1], light) and np.array_equal(x[2], heavy)
+    assert np.array_equal(x[3], heavy), "a second input also refused changes nothing"
+    assert proba.shape == (4, 10)
+    x, proba, refused = choose(run, [])
+    assert x.shape == (0, 28, 28) and proba.shape == (0, 10) and refused.shape == (0,)

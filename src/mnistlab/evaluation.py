@@ -65,14 +65,14 @@ def _evaluate_folder(run: runs.Run, folder: Path, plots: str | Path | None) -> d
     counting as wrong, while `test_accuracy` is the model's, as on the test set (where no picture is refused)."""
     from . import plots as P
     from .labelled import read_labelled_folder
-    from .prediction import calibrated
+    from .prediction import choose
 
     labelled = read_labelled_folder(folder, run.class_names)
     names, classes = run.class_names, len(run.class_names)
     y = labelled.y
-    raw = run.predict_proba(labelled.x) if len(y) else np.zeros((0, classes), np.float32)
-    proba, not_digit = calibrated(run, labelled.x, raw) if len(y) else (raw, None)
-    refused = not_digit > run.rejector.threshold if not_digit is not None else np.zeros(len(y), bool)
+    # The inputs `predict` would take (a second one where a printed line may be the digit's own stroke).
+    x, proba, refused = choose(run, labelled.choices())
+    raw = run.predict_proba(x) if len(y) else np.zeros((0, classes), np.float32)
     y_pred = raw.argmax(axis=1)
     missed_y = np.array([c for _, c, _ in labelled.missed], np.int64)
     unanswered = np.bincount(missed_y, minlength=classes)
@@ -95,6 +95,6 @@ def _evaluate_folder(run: runs.Run, folder: Path, plots: str | Path | None) -> d
                          for i in np.flatnonzero(refused)]
     out = Path(plots) if plots is not None else runs.evaluation_dir(run.path, folder)
     figures = {"confusion_matrix": str(P.confusion_matrix_plot(cm, names, out / "confusion_matrix.png")),
-               "mistakes": str(P.confident_mistakes(labelled.x, y, proba, names, out / "confident_mistakes.png"))}
+               "mistakes": str(P.confident_mistakes(x, y, proba, names, out / "confident_mistakes.png"))}
     return {**_report(run, str(folder), result, unanswered), "mistakes": mistakes + missed, "refusals": refusals,
             "plots": figures}

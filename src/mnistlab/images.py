@@ -349,7 +349,28 @@ _GREY_LEVELS = np.arange(256, dtype=np.float32) / 255.0  # what `uint8 / 255.0` 
 def preprocess(image: Any, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Turn a picture of a digit into an MNIST-style (28, 28) float32 array in [0, 1], bright ink on dark."""
     grey = _float_grey(image, max_pixels)
-    return _digit(grey)
+    return _digit(grey)[0]
+
+
+def preprocess_choices(image: Any, *, max_pixels: int = MAX_PIXELS) -> list[np.ndarray]:
+    """`preprocess`'s 28x28 input, and a second one where a printed line touching the digit may be the digit's
+    own stroke or a form's box: with that line taken out too.
+
+    `_printed_lines` leaves in a line that reaches past the digit at one end only and, at the other, runs into its
+    strokes or is as thick as the pen: that is what the bar of a 7, the foot of a 2 or the top of a 5 look like,
+    and what a box's side looks like where the digit touches it. Nothing in the picture tells them apart; the
+    model can. The second input exists only for such pictures, and `prediction.choose` reads it only where the
+    not-a-digit detector refuses the first: it never changes an answer that would have been given.
+    """
+    grey = _float_grey(image, max_pixels)
+    first, doubtful = _digit(grey)
+    if not doubtful:
+        return [first]
+    try:
+        second = _digit(grey, lenient=True)[0]
+    except NoDigitError:
+        return [first]
+    return [first] if np.array_equal(first, second) else [first, second]
 
 
 def digit_png(digit: np.ndarray) -> bytes:
@@ -369,8 +390,9 @@ def preprocess_many(images: Iterable[Any], *, max_pixels: int = MAX_PIXELS) -> n
     return np.stack(out) if out else np.zeros((0, FRAME, FRAME), np.float32)
 
 
-def _digit(grey: np.ndarray) -> np.ndarray:
-    """Steps 2-8 of the module docstring on a grey picture in [0, 1]."""
+def _digit(grey: np.ndarray, lenient: bool = False) -> tuple[np.ndarray, bool]:
+    """Steps 2-8 of the module docstring on a grey picture in [0, 1], and whether a printed line was left in for
+    reaching past the digit at one end only (`lenient`: take such lines out too; `preprocess_choices`)."""
     h, w = grey.shape
     if min(h, w) < 4:
         raise NoDigitError(f"no digit found: the image is only {w}x{h} pixels")
@@ -382,12 +404,13 @@ def _digit(grey: np.ndarray) -> np.ndarray:
     h, w = grey.shape
     scale = max(h, w) / WORK_SIZE
     work = _resize(grey, (max(1, round(w / scale)), max(1, round(h / scale)))) if scale > 1 else grey
-    found = _find_ink(work)
+    found = _find_ink(work, lenient)
     near = _dilate(found["keep"], max(1, min(3, round(found["stroke"] / 2))))
     top, left, bottom, right = found["bbox"]
     size = max(bottom - top, right - left)
     if scale <= 1.25 or size >= 0.5 * WORK_SIZE:
-        return _render(found["strength"], near, found["stroke"], found["floor"], found["ink_level"], thin_bold)
+        return (_render(found["strength"], near, found["stroke"], found["floor"], found["ink_level"], thin_bold),
+                found["doubtful"])
     # The digit is small inside a large picture: draw it from the full-resolution pixels rather than from a
     # handful of working ones, with the polarity, background, threshold and components found above.
     wh, ww = work.shape
@@ -403,7 +426,7 @@ def _digit(grey: np.ndarray) -> np.ndarray:
         background = _resize(background, (r - l, b - t), _RESAMPLE.BILINEAR, box=box)
     strength = _smooth(_strength(p, background))
     near_full = _resize(near.astype(np.float32), (r - l, b - t), _RESAMPLE.BILINEAR, box=box) > 0.25
-    return _render(strength, near_full, found["stroke"] * sx, found["floor"], found["ink_level"], thin_bold)
+    return _render(strength, near_full, found["stroke"] * sx, found["floor"], found["ink_level"], thin_bold), found["doubtful"]
 
 
 def _with_margin(grey: np.ndarray) -> np.ndarray:
@@ -430,8 +453,9 @@ def _with_margin(grey: np.ndarray) -> np.ndarray:
     return cv2.copyMakeBorder(np.ascontiguousarray(grey, np.float32), m, m, m, m, cv2.BORDER_CONSTANT, value=paper)
 
 
-def _find_ink(g: np.ndarray) -> dict:
-    """Polarity, background, threshold and the digit's components on the working image."""
+def _find_ink(g: np.ndarray, lenient: bool = False) -> dict:
+    """Polarity, background, threshold and the digit's components on the working image (`lenient`: see
+    `_select`)."""
     h, w = g.shape
     bright = _ink_is_bright(g)
     p = g if bright else 1.0 - g  # ink-positive: ink bright, paper dark
@@ -464,13 +488,13 @@ def _find_ink(g: np.ndarray) -> dict:
 
     if t <= 0 or float(smooth.max()) - level < MIN_CONTRAST:
         raise NoDigitError("no digit found: the image is blank (one flat colour)")
-    found = _select(smooth, t, level, noise)
+    found = _select(smooth, t, level, noise, lenient)
     if found["edges"].any():
         # The picture's edge (a desk beside the paper, a shadow's rim) took part in choosing the threshold,
         # or was taken for the digit: look again without it, and keep the first look if nothing is left.
         without = np.where(_dilate(found["edges"], 2), np.float32(0), smooth)
         try:
-            again = _select(without, _ink_threshold(without)[0], level, noise)
+            again = _select(without, _ink_threshold(without)[0], level, noise, lenient)
             if "error" in again:
                 raise again["error"]
             found = again
@@ -482,12 +506,14 @@ def _find_ink(g: np.ndarray) -> dict:
     return found
 
 
-def _select(s: np.ndarray, t: float, level: float, noise: float) -> dict:
+def _select(s: np.ndarray, t: float, level: float, noise: float, lenient: bool = False) -> dict:
     """Threshold, pick the digit's components and check that they stand out; a NoDigitError is returned
-    (not raised) when only the picture's edges stand out, so that the caller can look again without them."""
+    (not raised) when only the picture's edges stand out, so that the caller can look again without them.
+    "doubtful": a printed line was left in for reaching past the digit at one end only (`lenient`: taken out)."""
     h, w = s.shape
     mask = s > t
-    lines = _printed_lines(mask)
+    doubts: list[int] = []
+    lines = _printed_lines(mask, doubts, lenient)
     if lines is not None:
         # Remove the line from the strength too (with its anti-aliased rim), so that rendering does not bring
         # back the part of it beside the digit.
@@ -520,7 +546,7 @@ def _select(s: np.ndarray, t: float, level: float, noise: float) -> dict:
     if grown is not keep:
         keep, stroke = grown, _stroke_width(grown)
     return {"strength": s, "keep": keep, "bbox": bbox, "ink_level": ink_level, "stroke": stroke,
-            "edges": edges,
+            "edges": edges, "doubtful": bool(doubts),
             # Below this, a pixel is paper: the noise floor, but never above half the threshold.
             "floor": min(0.5 * t, max(level + 3.0 * noise, 0.0))}
 
@@ -814,7 +840,7 @@ def _stroke_width(mask: np.ndarray) -> float:
     return 1.2 * 2.0 * area / max(edges, 1)
 
 
-def _printed_lines(mask: np.ndarray) -> np.ndarray | None:
+def _printed_lines(mask: np.ndarray, doubts: list[int] | None = None, lenient: bool = False) -> np.ndarray | None:
     """The pixels of printed lines beside or across the digit (a form field's box, a ruled line), or None.
 
     A line is a straight horizontal or vertical run of ink at least `LINE_LENGTH` of the picture's side (found by
@@ -833,6 +859,9 @@ def _printed_lines(mask: np.ndarray) -> np.ndarray | None:
     Every threshold was set on development pictures so that none of MNIST's held-out training digits changes and
     the handwriting benchmark's results do not (4 of its 1,100 pictures lose a dark strip along the photo's
     side, which the extent rule now takes for a line; docs/benchmarks.md).
+
+    A line that reaches past the digit at one end only and fails the rest is noted in `doubts` (its axis), and
+    taken out as well when `lenient` (`preprocess_choices`' second input).
     """
     mask = mask.astype(bool, copy=False)
     h, w = mask.shape
@@ -931,7 +960,10 @@ def _printed_lines(mask: np.ndarray) -> np.ndarray | None:
         one_end = any(ends) and (thick <= LINE_HAIR * pen
                                  or thick <= LINE_THIN_PEN * pen and all(past or f for past, f in zip(ends, free)))
         if not all(ends) and not one_end:
-            continue
+            if not any(ends) or not lenient:
+                if any(ends) and doubts is not None:
+                    doubts.append(axis)  # past the digit at one end: a box's side, or the digit's own stroke
+                continue
         # Keep the crossings: the line's thickness is its typical run across; a stroke through it is longer.
         line = line & (across <= thick + 1)
         found = line if found is None else found | line

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -36,6 +36,13 @@ class LabelledImages:
     files: tuple[Path, ...]
     # Pictures in which preprocessing found no digit: (file, class index, why), in the folder's order.
     missed: tuple[tuple[Path, int, str], ...] = ()
+    # By index into x: the second input of a picture with a printed line that may be the digit's own stroke
+    # (`images.preprocess_choices`), which `prediction.choose` reads where the detector refuses the first.
+    second: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def choices(self) -> list[list[np.ndarray]]:
+        """Each picture's inputs, as `prediction.choose` takes them."""
+        return [[x, self.second[i]] if i in self.second else [x] for i, x in enumerate(self.x)]
 
     def per_class(self, classes: int) -> list[int]:
         """How many pictures each class has."""
@@ -53,7 +60,7 @@ def read_labelled_folder(folder: str | os.PathLike, class_names: Sequence[str], 
     """Read DIR/<class>/* pictures (the Keras layout) into MNIST-style arrays with their class indices."""
     from tqdm import tqdm
 
-    from .images import preprocess
+    from .images import preprocess_choices
 
     folder = Path(folder)
     if not folder.exists():
@@ -82,11 +89,15 @@ def read_labelled_folder(folder: str | os.PathLike, class_names: Sequence[str], 
     x = np.zeros((len(files), 28, 28), np.float32)
     found = np.ones(len(files), bool)
     missed: list[tuple[Path, int, str]] = []
+    second: dict[int, np.ndarray] = {}
     bar = tqdm(files, desc="reading pictures", unit="img", file=sys.stderr,
                disable=not progress or len(files) < 200 or not sys.stderr.isatty())
     for i, path in enumerate(bar):
         try:
-            x[i] = preprocess(path)
+            first, *others = preprocess_choices(path)
+            x[i] = first
+            if others:
+                second[i] = others[0]
         except NoDigitError as exc:
             found[i] = False
             missed.append((path, labels[i], str(exc).removeprefix(f"{path}: ")))
@@ -94,8 +105,10 @@ def read_labelled_folder(folder: str | os.PathLike, class_names: Sequence[str], 
             # The label set is refused as a whole (see the module docstring), naming the picture.
             named = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
             raise ImageError(f"{named} (fix or remove that picture in the labelled folder)") from exc
+    index = np.cumsum(found) - 1  # a found picture's place among the found ones
     return LabelledImages(folder, x[found], np.asarray(labels, dtype=np.int64)[found],
-                          tuple(f for f, ok in zip(files, found) if ok), tuple(missed))
+                          tuple(f for f, ok in zip(files, found) if ok), tuple(missed),
+                          {int(index[i]): a for i, a in second.items()})
 
 
 # ---------------------------------------------------------------------------------------- adding to a folder

@@ -117,7 +117,7 @@ def predict(run_or_path: Run | str | os.PathLike, images: Any, *, top: int = 3,
             min_confidence: float | None = None, allow_partial: bool = False,
             save_preprocessed: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """Classify images (paths, PIL images, arrays or bytes) with a run; one record per image, in order."""
-    from .images import preprocess
+    from .images import preprocess_choices
 
     if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
         raise UsageError(f"top must be a whole number of at least 1, got {top!r}")
@@ -127,19 +127,18 @@ def predict(run_or_path: Run | str | os.PathLike, images: Any, *, top: int = 3,
     run = run_or_path if isinstance(run_or_path, Run) else load_run(run_or_path, allow_partial=allow_partial)
     items = _as_list(images)
     names = [_name(item, i) for i, item in enumerate(items)]
-    digits: dict[int, np.ndarray] = {}
+    choices: dict[int, list[np.ndarray]] = {}
     errors: dict[int, BaseException] = {}
     for i, item in enumerate(items):
         try:
-            digits[i] = preprocess(item)
+            choices[i] = preprocess_choices(item)
         except ImageError as exc:
             errors[i] = exc
-    x = np.stack(list(digits.values())) if digits else np.zeros((0, 28, 28), np.float32)
-    proba, refused = classify(run, x)
-    by_index = dict(zip(digits, proba))
-    refused_at = dict(zip(digits, refused))
-    if save_preprocessed is not None and digits:
-        _save_preprocessed(Path(save_preprocessed), [names[i] for i in digits], np.stack(list(digits.values())))
+    x, proba, refused = choose(run, list(choices.values()))
+    by_index = dict(zip(choices, proba))
+    refused_at = dict(zip(choices, refused))
+    if save_preprocessed is not None and choices:
+        _save_preprocessed(Path(save_preprocessed), [names[i] for i in choices], x)
     return [record(names[i], by_index.get(i), top=top, min_confidence=min_confidence, error=errors.get(i),
                    class_names=run.class_names, refused=bool(refused_at.get(i, False))) for i in range(len(items))]
 
@@ -163,6 +162,25 @@ def classify(run: Run, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         proba, not_digit = calibrated(run, x, run.predict_proba(x))
     refused = not_digit > run.rejector.threshold if not_digit is not None else np.zeros(len(x), bool)
     return proba, refused
+
+
+def choose(run: Run, choices: Sequence[Sequence[np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each picture's inputs (`images.preprocess_choices`: one, or two where a printed line touching the digit
+    may be its own stroke): the input taken (N, 28, 28), its calibrated probabilities and its refusal.
+
+    The first input is taken unless the not-a-digit detector refuses it and accepts the second (the line taken
+    out): a form field's box side against a 0 reads as "10" and is refused, the 0 alone is not. So an answer
+    that would have been given never changes; only a refusal can become an answer.
+    """
+    x = np.stack([c[0] for c in choices]) if len(choices) else np.zeros((0, 28, 28), np.float32)
+    proba, refused = classify(run, x)
+    again = [i for i, c in enumerate(choices) if refused[i] and len(c) > 1]
+    if again:
+        proba2, refused2 = classify(run, np.stack([choices[i][1] for i in again]))
+        for k, i in enumerate(again):
+            if not refused2[k]:
+                x[i], proba[i], refused[i] = choices[i][1], proba2[k], False
+    return x, proba, refused
 
 
 def predict_paths(run_or_path: Run | str | os.PathLike, paths: Iterable[str | os.PathLike], *, top: int = 3,

@@ -266,9 +266,9 @@ def create_app(run: Run, *, max_pixels: int = MAX_PIXELS, corrections: str | Pat
     With `corrections` (a folder, created if missing), POST /api/correct saves pictures the user labels there.
     """
     from .. import __version__
-    from ..images import preprocess
+    from ..images import preprocess, preprocess_choices
     from ..prediction import DEFAULT_MIN_CONFIDENCE, record
-    from ..prediction import classify as predict_digits
+    from ..prediction import choose
     from ..labelled import CorrectionsFolder
     from ..reading import record as read_record
     from ..reading import segment
@@ -313,14 +313,14 @@ def create_app(run: Run, *, max_pixels: int = MAX_PIXELS, corrections: str | Pat
         try:
             # Bytes, not a decoded image: preprocess checks the pixel cap from the header and lets a large
             # JPEG decode at a reduced scale (a 12-megapixel photo then costs tens of ms, not hundreds).
-            digit = preprocess(data, max_pixels=max_pixels)
+            choices = preprocess_choices(data, max_pixels=max_pixels)
         except NoDigitError as exc:
             return 200, {**record(name, None, error=NoDigitError(_named(exc, name))), "preprocessed": None}
         except ImageError as exc:
             return 400, {"detail": _named(exc, name)}
-        proba, refused = predict_digits(run, digit[None])
+        x, proba, refused = choose(run, [choices])
         return 200, {**record(name, proba[0], min_confidence=DEFAULT_MIN_CONFIDENCE, class_names=run.class_names,
-                              refused=bool(refused[0])), "preprocessed": _png_base64(digit)}
+                              refused=bool(refused[0])), "preprocessed": _png_base64(x[0])}
 
     @app.post("/api/predict")
     async def predict(request: Request) -> JSONResponse:
