@@ -208,24 +208,34 @@ def test_cli_json_is_the_api_record_and_status_follows_unreadable_files(trained_
     assert r.stdout.splitlines()[1].split()[0] == str(good)
 
 
-def test_choose_reads_the_second_input_only_where_the_first_is_refused():
-    # `prediction.choose` on a stand-in run whose detector refuses inputs with much ink: a form field's box side
-    # left in (first input) is refused and the digit alone (second) is not; an accepted first input is never
-    # replaced; a refused picture without a second input stays refused.
+def test_choose_reads_the_second_input_only_where_the_first_is_refused_or_doubtful():
+    # `prediction.choose` on a stand-in run: its detector refuses inputs with much ink, and its confidence in the
+    # digit 3 is the input's top-left pixel. A form field's box side left in (first input) is refused, or read
+    # with low confidence, and the digit alone (second) is not: the second is taken. An answer given with
+    # confidence is never replaced, nor is a first input by a second that is refused or less sure.
     from types import SimpleNamespace
 
-    from mnistlab.prediction import choose
+    from mnistlab.prediction import DEFAULT_MIN_CONFIDENCE, choose
 
-    heavy, light, other = np.ones((28, 28), np.float32), np.zeros((28, 28), np.float32), np.zeros((28, 28), np.float32)
-    light[10:18, 12:16] = 1.0
-    other[4:8, 4:8] = 1.0
+    def digit(ink: int, confidence: float) -> np.ndarray:
+        x = np.zeros((28, 28), np.float32)
+        x[4:24, 10:10 + ink] = 1.0
+        x[0, 0] = confidence
+        return x
+
+    def proba(x: np.ndarray) -> np.ndarray:
+        p = np.clip(x[:, 0, 0], 0.1, 0.99)[:, None]
+        return np.where(np.arange(10) == 3, p, (1 - p) / 9).astype(np.float32)
+
     rejector = SimpleNamespace(threshold=100.0, score=lambda x, p: x.reshape(len(x), -1).sum(axis=1))
-    run = SimpleNamespace(rejector=rejector, temperature=1.0,
-                          predict_proba=lambda x: np.tile(np.eye(10, dtype=np.float32)[3], (len(x), 1)))
-    x, proba, refused = choose(run, [[heavy, light], [light, other], [heavy], [heavy, heavy * 0.9]])
-    assert refused.tolist() == [False, False, True, True]
-    assert np.array_equal(x[0], light) and np.array_equal(x[1], light) and np.array_equal(x[2], heavy)
-    assert np.array_equal(x[3], heavy), "a second input also refused changes nothing"
-    assert proba.shape == (4, 10)
-    x, proba, refused = choose(run, [])
-    assert x.shape == (0, 28, 28) and proba.shape == (0, 10) and refused.shape == (0,)
+    run = SimpleNamespace(rejector=rejector, temperature=1.0, predict_proba=proba)
+    heavy, low, sure, surer = digit(10, 0.95), digit(2, 0.5), digit(2, 0.95), digit(3, 0.98)
+    assert low[0, 0] < DEFAULT_MIN_CONFIDENCE <= sure[0, 0]
+    cases = [[heavy, sure], [low, sure], [sure, surer], [low, digit(2, 0.4)], [low, heavy], [heavy], [heavy, heavy]]
+    x, p, refused = choose(run, cases)
+    taken = [next(k for k, c in enumerate(case) if np.array_equal(c, x[i])) for i, case in enumerate(cases)]
+    assert taken == [1, 1, 0, 0, 0, 0, 0]
+    assert refused.tolist() == [False, False, False, False, False, True, True]
+    assert np.allclose(p.max(axis=1)[:3], [0.95, 0.95, 0.95], atol=1e-3)
+    x, p, refused = choose(run, [])
+    assert x.shape == (0, 28, 28) and p.shape == (0, 10) and refused.shape == (0,)

@@ -164,8 +164,8 @@ def test_a_canvas_is_classified_on_the_event_loop_and_a_photo_off_it(trained_run
     import mnistlab.images as images_module
 
     threads = []
-    original = images_module.preprocess
-    monkeypatch.setattr(images_module, "preprocess",
+    original = images_module.preprocess_choices
+    monkeypatch.setattr(images_module, "preprocess_choices",
                         lambda *a, **k: threads.append(threading.current_thread().name) or original(*a, **k))
     photo = io.BytesIO()
     Image.fromarray(255 - digits[0][1]).resize((1200, 900)).convert("RGB").save(photo, format="JPEG")

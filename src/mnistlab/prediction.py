@@ -168,17 +168,20 @@ def choose(run: Run, choices: Sequence[Sequence[np.ndarray]]) -> tuple[np.ndarra
     """For each picture's inputs (`images.preprocess_choices`: one, or two where a printed line touching the digit
     may be its own stroke): the input taken (N, 28, 28), its calibrated probabilities and its refusal.
 
-    The first input is taken unless the not-a-digit detector refuses it and accepts the second (the line taken
-    out): a form field's box side against a 0 reads as "10" and is refused, the 0 alone is not. So an answer
-    that would have been given never changes; only a refusal can become an answer.
+    The first input is taken unless the not-a-digit detector refuses it, or its answer is below the
+    low-confidence mark (`DEFAULT_MIN_CONFIDENCE`, flagged LOW), and the second (the line taken out) gives an
+    answer the detector accepts, with more confidence than the first's. A form field's box side against a 0
+    reads as "10" and is refused, or as a doubtful 6; the 0 alone is neither. An answer given with confidence
+    never changes (docs/benchmarks.md "Form fields, third pass").
     """
     x = np.stack([c[0] for c in choices]) if len(choices) else np.zeros((0, 28, 28), np.float32)
     proba, refused = classify(run, x)
-    again = [i for i, c in enumerate(choices) if refused[i] and len(c) > 1]
+    again = [i for i, c in enumerate(choices)
+             if len(c) > 1 and (refused[i] or proba[i].max() < DEFAULT_MIN_CONFIDENCE)]
     if again:
         proba2, refused2 = classify(run, np.stack([choices[i][1] for i in again]))
         for k, i in enumerate(again):
-            if not refused2[k]:
+            if not refused2[k] and (refused[i] or proba2[k].max() > proba[i].max()):
                 x[i], proba[i], refused[i] = choices[i][1], proba2[k], False
     return x, proba, refused
 

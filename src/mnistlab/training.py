@@ -6,6 +6,7 @@ file of the run directory is written by runs.py: this module fits and evaluates,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
 import sys
@@ -404,6 +405,12 @@ def finetune(run_dir: str | Path, images: str | Path, *, out: str | Path | None 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     classes = len(source.class_names)
+    if labelled.second:
+        # Where a printed line may be the digit's own stroke, the input `predict` would take (`prediction.choose`,
+        # with the source run's detector): the model learns what it will be shown.
+        from .prediction import choose
+
+        labelled = dataclasses.replace(labelled, x=choose(source, labelled.choices())[0], second={})
     train_idx, val_idx = _finetune_split(labelled.y, classes, rng)
     model = source.model
     before = evaluate_model(model, labelled.x[val_idx], labelled.y[val_idx], source.class_names)[0] if len(val_idx) else None
