@@ -129,11 +129,13 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=500, help="single-client canvas requests (default 500)")
     ap.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
     ap.add_argument("--seconds", type=float, default=15, help="length of the concurrent run (default 15)")
-    ap.add_argument("--photos", type=int, default=20, help="photo requests (default 20)")
+    ap.add_argument("--photos", type=int, default=20, help="photo requests (default 20; at least 1)")
     ap.add_argument("--workers", type=int, help="serve's --workers (default: serve's own default)")
     ap.add_argument("--engine", default="auto", choices=("auto", "keras", "onnx"), help="serve's and predict's --engine")
     ap.add_argument("--cold", type=int, default=5, help="cold-start runs of predict and of `import tensorflow` (default 5)")
     args = ap.parse_args()
+    if args.photos < 1:
+        ap.error("--photos must be at least 1 (the photo row is part of the report)")
 
     (_, _), (x, _) = mnistlab.load_data(data_dir=args.data_dir)
     rng = np.random.default_rng(0)
