@@ -20,18 +20,21 @@ box (keeping its aspect ratio, anti-aliased, hence grey levels) and centring it 
    the strokes yet narrower than the shadows, so several are tried, down to `STROKE_WINDOW` times the
    width of the strokes each finds, and the one whose ink then separates best from the paper (Otsu's
    between-class share of the variance) wins. (A narrower window hollows bold strokes and junctions, and
-   the ink it leaves separates all the better: a faded 7 kept its stem and lost its bar.) The ink strength is the
-   contrast relative to the paper (a division: a digit in a shadow is as strong as one in the light).
+   the ink it leaves separates all the better: a faded 7 kept its stem and lost its bar.) The ink strength
+   is the contrast relative to the paper (a division: a digit in a shadow is as strong as one in the light).
    Pictures up to `SMALL` pixels have a constant background.
 5. Ink: a light blur (noise, JPEG blocks), then Otsu's threshold over the neighbourhood of the likely ink
    (so that a thin digit covering 1% of a photo is not outvoted by paper texture). Printed lines (a form
    field's box, a ruled line: thin, ruler-straight, reaching past the digit or meeting at a corner, see
-   `_printed_lines`) are taken out, where strokes cross them excepted. Connected components
+   `_printed_lines`) are taken out, where strokes cross them excepted; one that may as well be the digit's
+   own stroke stays, and `preprocess_choices` gives a second input without it. Connected components
    (8-connected, OpenCV): strips along a side of the picture are its edges, not ink, and the threshold
    is chosen again without them; the digit is the largest remaining component with those near it that
-   are not specks, and the fainter ink connected to it (hysteresis, `_faded`: ink fading along a stroke). Too little contrast (`MIN_CONTRAST`), or a signal-to-noise ratio under `MIN_SNR` at
-   every scale (and under twice it against the paper beside the digit, for a bold digit filling a close
-   crop), or only a speck, means there is no digit: `NoDigitError` rather than a guess.
+   are not specks, and the fainter ink connected to it (hysteresis, `_faded`: ink fading along a stroke).
+   Too little contrast (`MIN_CONTRAST`), or a signal-to-noise ratio under `MIN_SNR` at every scale (and,
+   for a bold digit filling a close crop, against the paper beside it: under twice `MIN_SNR`, or under
+   `MIN_SNR` or `FINE_SNR` times the paper's fine grain), or only a speck, means there is no digit:
+   `NoDigitError` rather than a guess.
 6. Grey levels: a ramp from the noise floor to the digit's median stroke strength, so strokes saturate
    like MNIST's and their edges stay anti-aliased; everything away from the digit's components is zero.
    A digit that is small in a large picture is drawn from the full-resolution pixels.
@@ -71,7 +74,9 @@ WORK_SIZE = 384  # longer side of the image the analysis runs on
 SMALL = 64  # images up to this size have no uneven lighting worth modelling
 MIN_CONTRAST = 0.08  # ink must be at least this much darker (relative) than the paper
 MIN_SNR = 4.0  # ... and this many noise standard deviations
-FINE_SNR = 12.0  # (a second look, beside the digit: MIN_SNR over the paper's blotches is enough where the ink is this many times its fine grain)
+# A second look, beside the digit: MIN_SNR over the paper's blotches is enough where the ink stands this many
+# times over the paper's fine grain (an old record's slow blotches, not a texture's grain; `_paper_snr`).
+FINE_SNR = 12.0
 SPECK_FRACTION = 0.04  # a component below this fraction of the largest one's area is a speck
 NEAR_FRACTION = 0.3  # a component further than this fraction of the digit's size from it is not part of it...
 GROWTH = 1.15  # ... unless taking it in grows the digit's box by at most this factor
@@ -359,8 +364,8 @@ def preprocess_choices(image: Any, *, max_pixels: int = MAX_PIXELS) -> list[np.n
     `_printed_lines` leaves in a line that reaches past the digit at one end only and, at the other, runs into its
     strokes or is as thick as the pen: that is what the bar of a 7, the foot of a 2 or the top of a 5 look like,
     and what a box's side looks like where the digit touches it. Nothing in the picture tells them apart; the
-    model can. The second input exists only for such pictures, and `prediction.choose` reads it only where the
-    not-a-digit detector refuses the first: it never changes an answer that would have been given.
+    model can. The second input exists only for such pictures, and `prediction.choose` takes it only where the
+    not-a-digit detector refuses the first or its answer is flagged LOW: no confident answer changes.
     """
     grey = _float_grey(image, max_pixels)
     first, doubtful = _digit(grey)
@@ -426,7 +431,8 @@ def _digit(grey: np.ndarray, lenient: bool = False) -> tuple[np.ndarray, bool]:
         background = _resize(background, (r - l, b - t), _RESAMPLE.BILINEAR, box=box)
     strength = _smooth(_strength(p, background))
     near_full = _resize(near.astype(np.float32), (r - l, b - t), _RESAMPLE.BILINEAR, box=box) > 0.25
-    return _render(strength, near_full, found["stroke"] * sx, found["floor"], found["ink_level"], thin_bold), found["doubtful"]
+    return (_render(strength, near_full, found["stroke"] * sx, found["floor"], found["ink_level"], thin_bold),
+            found["doubtful"])
 
 
 def _with_margin(grey: np.ndarray) -> np.ndarray:
@@ -575,7 +581,6 @@ def _faded(s: np.ndarray, keep: np.ndarray, bbox: tuple[int, int, int, int], low
     # Within reach of the digit only: weak ink can run on into a shadow or a stain beside it.
     top, left, bottom, right = bbox
     reach = round(FADED_REACH * max(bottom - top, right - left))
-    h, w = keep.shape
     window = np.zeros_like(keep)
     window[max(0, top - reach): bottom + reach, max(0, left - reach): right + reach] = True
     grown &= window
