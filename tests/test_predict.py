@@ -231,11 +231,16 @@ def test_choose_reads_the_second_input_only_where_the_first_is_refused_or_doubtf
     run = SimpleNamespace(rejector=rejector, temperature=1.0, predict_proba=proba)
     heavy, low, sure, surer = digit(10, 0.95), digit(2, 0.5), digit(2, 0.95), digit(3, 0.98)
     assert low[0, 0] < DEFAULT_MIN_CONFIDENCE <= sure[0, 0]
-    cases = [[heavy, sure], [low, sure], [sure, surer], [low, digit(2, 0.4)], [low, heavy], [heavy], [heavy, heavy]]
+    # A confident first answer gives way only to a second input far more digit-like (here: 40 pixels less ink
+    # against CHOICE_MARGIN), never to one only slightly so.
+    boxed, nudged = digit(4, 0.95), digit(2, 0.95)
+    nudged[26, 20:26] = 1.0  # 6 pixels more ink than `surer`'s 2-column stroke: within the margin
+    cases = [[heavy, sure], [low, sure], [sure, surer], [low, digit(2, 0.4)], [low, heavy], [heavy], [heavy, heavy],
+             [boxed, digit(2, 0.98)], [nudged, digit(2, 0.98)]]
     x, p, refused = choose(run, cases)
     taken = [next(k for k, c in enumerate(case) if np.array_equal(c, x[i])) for i, case in enumerate(cases)]
-    assert taken == [1, 1, 0, 0, 0, 0, 0]
-    assert refused.tolist() == [False, False, False, False, False, True, True]
+    assert taken == [1, 1, 0, 0, 0, 0, 0, 1, 0]
+    assert refused.tolist() == [False, False, False, False, False, True, True, False, False]
     assert np.allclose(p.max(axis=1)[:3], [0.95, 0.95, 0.95], atol=1e-3)
     x, p, refused = choose(run, [])
     assert x.shape == (0, 28, 28) and p.shape == (0, 10) and refused.shape == (0,)

@@ -364,8 +364,8 @@ def preprocess_choices(image: Any, *, max_pixels: int = MAX_PIXELS) -> list[np.n
     `_printed_lines` leaves in a line that reaches past the digit at one end only and, at the other, runs into its
     strokes or is as thick as the pen: that is what the bar of a 7, the foot of a 2 or the top of a 5 look like,
     and what a box's side looks like where the digit touches it. Nothing in the picture tells them apart; the
-    model can. The second input exists only for such pictures, and `prediction.choose` takes it only where the
-    not-a-digit detector refuses the first or its answer is flagged LOW: no confident answer changes.
+    model can. The second input exists only for such pictures, and `prediction.choose` weighs the two: the
+    first stands unless it is refused, flagged LOW or far less digit-like than the second.
     """
     grey = _float_grey(image, max_pixels)
     first, doubtful = _digit(grey)

@@ -37,7 +37,7 @@ class LabelledImages:
     # Pictures in which preprocessing found no digit: (file, class index, why), in the folder's order.
     missed: tuple[tuple[Path, int, str], ...] = ()
     # By index into x: the second input of a picture with a printed line that may be the digit's own stroke
-    # (`images.preprocess_choices`), which `prediction.choose` takes where the first is refused or flagged LOW.
+    # (`images.preprocess_choices`), which `prediction.choose` weighs against the first.
     second: dict[int, np.ndarray] = field(default_factory=dict)
 
     def choices(self) -> list[list[np.ndarray]]:
