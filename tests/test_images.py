@@ -599,6 +599,18 @@ def test_a_form_fields_printed_lines_are_not_part_of_the_digit(data_dir):
             assert correlation(got, want) > 0.9, (d, lines, correlation(got, want))
 
 
+def corner_field(x: np.ndarray, y: np.ndarray, d: int) -> np.ndarray:
+    """A 64x64 form field (True: ink) holding the first held-out MNIST `d`, written in its bottom-left corner with a
+    form-filler's pen (a tenth of the digit's height, as benchmarks/other_writers.py's bw_form set's)."""
+    i = int(np.flatnonzero(y[54000:] == d)[0]) + 54000
+    rows, cols = np.flatnonzero(x[i].any(1)), np.flatnonzero(x[i].any(0))
+    box = Image.fromarray(x[i][rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1])
+    field = np.zeros((64, 64), bool)
+    ink = box.resize((26, 38), Image.Resampling.BILINEAR).filter(ImageFilter.MaxFilter(3))
+    field[11:49, 6:32] = np.asarray(ink) > 127
+    return field
+
+
 def test_a_box_line_touching_the_digit_and_starting_under_it_is_taken_out(data_dir):
     # The digit written in the box's corner: the printed line touches its foot and starts under it, so it reaches
     # past the digit at one end only, and salt noise on the scan bridges line and digit. A hairline (at most 0.3 of
@@ -606,13 +618,7 @@ def test_a_box_line_touching_the_digit_and_starting_under_it_is_taken_out(data_d
     (x, y), _ = mnistlab.load_data(data_dir=data_dir)
     rng = np.random.default_rng(5)
     for d in (0, 2, 3, 7):
-        i = int(np.flatnonzero(y[54000:] == d)[0]) + 54000
-        rows, cols = np.flatnonzero(x[i].any(1)), np.flatnonzero(x[i].any(0))
-        box = Image.fromarray(x[i][rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1])
-        # Written with a form-filler's pen (a tenth of the digit's height, as the bw_form set's).
-        ink = np.asarray(box.resize((26, 38), Image.Resampling.BILINEAR).filter(ImageFilter.MaxFilter(3))) > 127
-        field = np.zeros((64, 64), bool)
-        field[11:49, 6:32] = ink
+        field = corner_field(x, y, d)
         low = int(np.flatnonzero(field.any(1))[-1])
         specks = rng.random(field.shape) < 0.006
         printed = field | specks
@@ -627,15 +633,10 @@ def test_a_box_line_touching_the_digit_and_starting_under_it_is_taken_out(data_d
 def test_a_box_line_as_thick_as_the_pen_and_past_one_end_gives_a_second_input(data_dir):
     # A box's side 3 px thick (as thick as the writing) through the digit's foot, from under it to far past it:
     # that is also what the foot of a 2 or the bar of a 7 look like, so the line stays in the first input. The
-    # second input takes it out; `prediction.choose` reads it where the detector refuses the first.
+    # second input takes it out; `prediction.choose` weighs the two.
     (x, y), _ = mnistlab.load_data(data_dir=data_dir)
     for d in (0, 3, 8):
-        i = int(np.flatnonzero(y[54000:] == d)[0]) + 54000
-        rows, cols = np.flatnonzero(x[i].any(1)), np.flatnonzero(x[i].any(0))
-        box = Image.fromarray(x[i][rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1])
-        ink = np.asarray(box.resize((26, 38), Image.Resampling.BILINEAR).filter(ImageFilter.MaxFilter(3))) > 127
-        field = np.zeros((64, 64), bool)
-        field[11:49, 6:32] = ink
+        field = corner_field(x, y, d)
         low = int(np.flatnonzero(field.any(1))[-1])
         printed = field.copy()
         printed[low - 1: low + 2, 12:60] = True
