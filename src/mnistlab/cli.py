@@ -135,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--images", type=Path, metavar="DIR",
                    help="score on your own labelled pictures instead of the test set: DIR holds one sub-folder per "
-                        "class (DIR/0/*.png ... DIR/9/*.png, the layout of keras.utils.image_dataset_from_directory)")
+                        "class (DIR/0/*.png ... DIR/9/*.png, the layout of keras.utils.image_dataset_from_directory); "
+                        "a picture with no digit found counts as wrong, and the pictures the not-a-digit detector "
+                        "refuses are counted beside (what predict would get right)")
     p.add_argument("--plots", type=Path, metavar="DIR",
                    help="with --images: where to draw the confusion matrix and the worst mistakes "
                         "(default: RUN_DIR/evaluations/<name of DIR>/)")
