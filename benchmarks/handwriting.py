@@ -90,7 +90,8 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=Path("runs/cnn"), help="run directory or .keras file")
     ap.add_argument("--per-digit", type=int, default=5, help="pictures of each digit per font (default 5)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--grid", type=Path, default=Path("handwriting-samples.png"), help="sample grid PNG")
+    ap.add_argument("--grid", type=Path, default=Path(".bench/handwriting-samples.png"),
+                    help="sample grid PNG (default .bench/handwriting-samples.png, which git ignores)")
     ap.add_argument("--mistakes", type=Path, help="also write a grid of the mistakes here")
     ap.add_argument("--mnist", type=int, default=1000, help="MNIST test images to check preprocess on")
     ap.add_argument("--data-dir", help="folder holding mnist/ (default: mnistlab's search order)")

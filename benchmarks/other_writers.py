@@ -72,7 +72,9 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 import synth_digits  # noqa: E402
 from mnistlab import images  # noqa: E402
-from mnistlab.errors import ImageError  # noqa: E402
+# What the model sees (N, 28, 28), which pictures preprocess refused (no ink found, unreadable), and each picture's
+# inputs as `predict` weighs them: the same as the not-a-digit benchmark's (a Picture has `.data` bytes too).
+from not_digits import preprocess_all  # noqa: E402
 
 HELD_OUT = (54000, 60000)  # MNIST training images the validating recipes never train on
 BASE = 320  # height in pixels of a source digit at high resolution (every set draws from it, downscaling)
@@ -403,22 +405,6 @@ class Model:
 
         proba = np.asarray(self.keras.predict(to_model_input(self.keras, x), batch_size=256, verbose=0))
         return proba.argmax(1), np.zeros(len(x), bool)
-
-
-def preprocess_all(pics: list[Picture]) -> tuple[np.ndarray, np.ndarray, list[list[np.ndarray]]]:
-    """What the model sees (N, 28, 28), which pictures preprocess refused (no ink found, unreadable), and each
-    picture's inputs as `predict` weighs them (`images.preprocess_choices`; zeros where refused)."""
-    x = np.zeros((len(pics), 28, 28), np.float32)
-    no_ink = np.zeros(len(pics), bool)
-    choices = []
-    for i, p in enumerate(pics):
-        try:
-            choices.append(images.preprocess_choices(io.BytesIO(p.data)))
-            x[i] = choices[-1][0]
-        except ImageError:
-            no_ink[i] = True
-            choices.append([x[i]])
-    return x, no_ink, choices
 
 
 def score(labels: np.ndarray, pred: np.ndarray, no_ink: np.ndarray, not_digit: np.ndarray) -> dict:
