@@ -71,8 +71,7 @@ def _evaluate_folder(run: runs.Run, folder: Path, plots: str | Path | None) -> d
     names, classes = run.class_names, len(run.class_names)
     y = labelled.y
     # The inputs `predict` would take (a second one where a printed line may be the digit's own stroke).
-    x, proba, refused = choose(run, labelled.choices())
-    raw = run.predict_proba(x) if len(y) else np.zeros((0, classes), np.float32)
+    x, proba, raw, refused = choose(run, labelled.choices(), with_raw=True)
     y_pred = raw.argmax(axis=1)
     missed_y = np.array([c for _, c, _ in labelled.missed], np.int64)
     unanswered = np.bincount(missed_y, minlength=classes)

@@ -154,7 +154,7 @@ def calibrated(run: Run, x: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, np
 
 def classify(run: Run, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Calibrated probabilities (N, 10) and not-a-digit refusals (N,) for preprocessed (N, 28, 28) images."""
-    proba, _, refused = _scores(run, x)
+    _, proba, _, refused = _scores(run, x)
     return proba, refused
 
 
@@ -164,20 +164,23 @@ def classify(run: Run, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 CHOICE_MARGIN = 8.0
 
 
-def _scores(run: Run, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Calibrated probabilities, not-a-digit log-odds (-inf without a detector) and refusals."""
+def _scores(run: Run, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The model's raw probabilities, calibrated probabilities, not-a-digit log-odds (-inf without a detector)
+    and refusals."""
     if not len(x):
-        return np.zeros((0, 10), np.float32), np.zeros(0, np.float32), np.zeros(0, bool)
+        empty = np.zeros((0, 10), np.float32)
+        return empty, empty, np.zeros(0, np.float32), np.zeros(0, bool)
     from .backend import one_blas_thread
 
     with one_blas_thread() if len(x) > SMALL_BATCH else contextlib.nullcontext():
-        proba, not_digit = calibrated(run, x, run.predict_proba(x))
+        raw = run.predict_proba(x)
+        proba, not_digit = calibrated(run, x, raw)
     if not_digit is None:
-        return proba, np.full(len(x), -np.inf, np.float32), np.zeros(len(x), bool)
-    return proba, not_digit, not_digit > run.rejector.threshold
+        return raw, proba, np.full(len(x), -np.inf, np.float32), np.zeros(len(x), bool)
+    return raw, proba, not_digit, not_digit > run.rejector.threshold
 
 
-def choose(run: Run, choices: Sequence[Sequence[np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def choose(run: Run, choices: Sequence[Sequence[np.ndarray]], *, with_raw: bool = False) -> tuple[np.ndarray, ...]:
     """For each picture's inputs (`images.preprocess_choices`: one, or two where a printed line touching the digit
     may be its own stroke): the input taken (N, 28, 28), its calibrated probabilities and its refusal.
 
@@ -186,18 +189,19 @@ def choose(run: Run, choices: Sequence[Sequence[np.ndarray]]) -> tuple[np.ndarra
     low-confidence mark (`DEFAULT_MIN_CONFIDENCE`, flagged LOW), or far less digit-like than the second
     (`CHOICE_MARGIN`). A form field's box side against a 0 reads as "10" and is refused, or as a doubtful 6, or
     as a "b"; the 0 alone is none of these (docs/benchmarks.md "Form fields, third pass").
+    `with_raw`: the model's raw probabilities of the inputs taken too, after the calibrated ones.
     """
     x = np.stack([c[0] for c in choices]) if len(choices) else np.zeros((0, 28, 28), np.float32)
-    proba, score, refused = _scores(run, x)
+    raw, proba, score, refused = _scores(run, x)
     again = [i for i, c in enumerate(choices) if len(c) > 1]
     if again:
-        proba2, score2, refused2 = _scores(run, np.stack([choices[i][1] for i in again]))
+        raw2, proba2, score2, refused2 = _scores(run, np.stack([choices[i][1] for i in again]))
         for k, i in enumerate(again):
             better = proba2[k].max() > proba[i].max() and (
                 proba[i].max() < DEFAULT_MIN_CONFIDENCE or score2[k] < score[i] - CHOICE_MARGIN)
             if not refused2[k] and (refused[i] or better):
-                x[i], proba[i], refused[i] = choices[i][1], proba2[k], False
-    return x, proba, refused
+                x[i], raw[i], proba[i], refused[i] = choices[i][1], raw2[k], proba2[k], False
+    return (x, proba, raw, refused) if with_raw else (x, proba, refused)
 
 
 def predict_paths(run_or_path: Run | str | os.PathLike, paths: Iterable[str | os.PathLike], *, top: int = 3,
