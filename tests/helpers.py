@@ -241,3 +241,14 @@ def set_metrics(**changes: object) -> Callable[[Path], None]:
         metrics = json.loads((run / METRICS_FILE).read_text())
         (run / METRICS_FILE).write_text(json.dumps({**metrics, **changes}))
     return edit
+
+
+def corner_field(digit: np.ndarray) -> np.ndarray:
+    """A 64x64 form field (True: ink) with this 28x28 MNIST digit written in its bottom-left corner with a
+    form-filler's pen (a tenth of the digit's height, as benchmarks/other_writers.py's bw_form set's)."""
+    rows, cols = np.flatnonzero(digit.any(1)), np.flatnonzero(digit.any(0))
+    box = Image.fromarray(digit[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1])
+    field = np.zeros((64, 64), bool)
+    ink = box.resize((26, 38), Image.Resampling.BILINEAR).filter(ImageFilter.MaxFilter(3))
+    field[11:49, 6:32] = np.asarray(ink) > 127
+    return field

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFilter
+from PIL import Image
 
 import mnistlab
-from helpers import on_paper, run_cli
+from helpers import corner_field, on_paper, run_cli
 from mnistlab import runs
 from mnistlab.errors import UsageError
 from mnistlab.images import preprocess_choices
@@ -108,11 +108,7 @@ def test_a_picture_with_no_digit_found_is_a_miss_not_an_error(trained_run, tmp_p
     blank = folder / "5" / "00.png"
     # And a 3 in a form field whose box line runs through its foot and past it at one end: a picture with a
     # second input (images.preprocess_choices), which evaluate and finetune weigh as predict does.
-    field = np.zeros((64, 64), bool)
-    x3 = mnist_pictures[0][np.flatnonzero(mnist_pictures[1] == 3)[0]]
-    rows, cols = np.flatnonzero(x3.any(1)), np.flatnonzero(x3.any(0))
-    box = Image.fromarray(x3[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]).resize((26, 38))
-    field[11:49, 6:32] = np.asarray(box.filter(ImageFilter.MaxFilter(3))) > 127
+    field = corner_field(mnist_pictures[0][np.flatnonzero(mnist_pictures[1] == 3)[0]])
     low = int(np.flatnonzero(field.any(1))[-1])
     field[low - 1: low + 2, 12:60] = True
     Image.fromarray((~field).astype(np.uint8) * 255).save(folder / "3" / "00.png")

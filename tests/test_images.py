@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 import mnistlab
-from helpers import png_declaring
+from helpers import corner_field, png_declaring
 from mnistlab import images
 from mnistlab.errors import ImageError, NoDigitError
 from mnistlab.images import load_image, preprocess, preprocess_many
@@ -599,18 +599,6 @@ def test_a_form_fields_printed_lines_are_not_part_of_the_digit(data_dir):
             assert correlation(got, want) > 0.9, (d, lines, correlation(got, want))
 
 
-def corner_field(x: np.ndarray, y: np.ndarray, d: int) -> np.ndarray:
-    """A 64x64 form field (True: ink) holding the first held-out MNIST `d`, written in its bottom-left corner with a
-    form-filler's pen (a tenth of the digit's height, as benchmarks/other_writers.py's bw_form set's)."""
-    i = int(np.flatnonzero(y[54000:] == d)[0]) + 54000
-    rows, cols = np.flatnonzero(x[i].any(1)), np.flatnonzero(x[i].any(0))
-    box = Image.fromarray(x[i][rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1])
-    field = np.zeros((64, 64), bool)
-    ink = box.resize((26, 38), Image.Resampling.BILINEAR).filter(ImageFilter.MaxFilter(3))
-    field[11:49, 6:32] = np.asarray(ink) > 127
-    return field
-
-
 def test_a_box_line_touching_the_digit_and_starting_under_it_is_taken_out(data_dir):
     # The digit written in the box's corner: the printed line touches its foot and starts under it, so it reaches
     # past the digit at one end only, and salt noise on the scan bridges line and digit. A hairline (at most 0.3 of
@@ -618,7 +606,7 @@ def test_a_box_line_touching_the_digit_and_starting_under_it_is_taken_out(data_d
     (x, y), _ = mnistlab.load_data(data_dir=data_dir)
     rng = np.random.default_rng(5)
     for d in (0, 2, 3, 7):
-        field = corner_field(x, y, d)
+        field = corner_field(x[int(np.flatnonzero(y[54000:] == d)[0]) + 54000])
         low = int(np.flatnonzero(field.any(1))[-1])
         specks = rng.random(field.shape) < 0.006
         printed = field | specks
@@ -636,7 +624,7 @@ def test_a_box_line_as_thick_as_the_pen_and_past_one_end_gives_a_second_input(da
     # second input takes it out; `prediction.choose` weighs the two.
     (x, y), _ = mnistlab.load_data(data_dir=data_dir)
     for d in (0, 3, 8):
-        field = corner_field(x, y, d)
+        field = corner_field(x[int(np.flatnonzero(y[54000:] == d)[0]) + 54000])
         low = int(np.flatnonzero(field.any(1))[-1])
         printed = field.copy()
         printed[low - 1: low + 2, 12:60] = True
