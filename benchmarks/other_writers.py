@@ -43,8 +43,8 @@ refused is reported. Seed 0 is the development seed; use other seeds to confirm 
     python benchmarks/other_writers.py --model runs/cnn --save /tmp/ow
     mnistlab evaluate runs/cnn --images /tmp/ow/tablet --plots /tmp/ow-plots   # (default plots: RUN/evaluations/)
 
-(`mnistlab evaluate --images` stops at a picture in which preprocess finds no ink; this script counts such a
-picture as wrong instead.) Never part of the test suite.
+(`mnistlab evaluate --images` counts a picture in which preprocess finds no ink as wrong, as this script does, and
+reports the refusals beside.) Never part of the test suite.
 """
 
 from __future__ import annotations
