@@ -22,13 +22,22 @@ from mnistlab.serve import create_app
 KEYS = {"file", "text", "digits", "confidence", "low_confidence", "reason", "error"}
 
 
+# One MNIST test image per digit: those the small test model read most confidently on its own. Named, not chosen
+# again each run: the top two 1s score 0.9963 both, and which came first is float rounding. On the 2026-12-08
+# machine (same code and packages' versions as far as they are pinned) the other 1 won, and the model misread its
+# slanted pair with the 5 as one 4 (0.43): the test failed without anything in mnistlab having changed.
+GLYPHS = {0: 296, 1: 276, 2: 82, 3: 334, 4: 56, 5: 155, 6: 384, 7: 70, 8: 134, 9: 99}
+
+
 @pytest.fixture(scope="module")
 def glyphs(trained_run, data_dir) -> dict[int, np.ndarray]:
-    """One MNIST test image per digit that the small test model reads confidently on its own."""
+    """One MNIST test image per digit (`GLYPHS`), each read as itself by the small test model."""
     (_, _), (x, y) = mnistlab.load_data(data_dir=data_dir)
-    x, y = x[:400], y[:400]
-    proba = trained_run.predict_proba(x)
-    return {d: x[np.argmax(np.where(y == d, proba[:, d], -1))] for d in range(10)}
+    picked = {d: x[i] for d, i in GLYPHS.items()}
+    assert all(y[i] == d for d, i in GLYPHS.items())
+    proba = trained_run.predict_proba(np.stack(list(picked.values())))
+    assert list(proba.argmax(1)) == list(GLYPHS) and proba.max(1).min() > 0.9, proba.max(1)
+    return picked
 
 
 def ink(digit: np.ndarray, height: int) -> np.ndarray:
