@@ -8,6 +8,7 @@ the models, then score them with benchmarks/other_writers.py.
     # 3. train the variants (any Keras backend; on a GPU with KERAS_BACKEND=jax several run side by side)
     PYTHONPATH=src python benchmarks/robust_trials.py train --data /tmp/mnist_train.npz --out /tmp/trials \\
         --variants base stroke all
+    #    (--synthetic 0.1: add 10% digits of other hands, the detector's fonts and pens photographed; docs/benchmarks.md)
     # 4. score them on the development sets (seed 0): other_writers.py, with this module's layers registered
     PYTHONPATH=src python benchmarks/robust_trials.py score --model /tmp/trials/*.keras --seed 0
 

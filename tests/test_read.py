@@ -24,7 +24,7 @@ KEYS = {"file", "text", "digits", "confidence", "low_confidence", "reason", "err
 
 # One MNIST test image per digit: those the small test model read most confidently on its own. Named, not chosen
 # again each run: the top two 1s score 0.9963 both, and which came first is float rounding. On the 2026-12-08
-# machine (same code and packages' versions as far as they are pinned) the other 1 won, and the model misread its
+# machine (the same code as the day before) the other 1 won, and the model misread its
 # slanted pair with the 5 as one 4 (0.43): the test failed without anything in mnistlab having changed.
 GLYPHS = {0: 296, 1: 276, 2: 82, 3: 334, 4: 56, 5: 155, 6: 384, 7: 70, 8: 134, 9: 99}
 
