@@ -964,11 +964,12 @@ def _printed_lines(mask: np.ndarray, doubts: list[int] | None = None, lenient: b
         # others).
         one_end = any(ends) and (thick <= LINE_HAIR * pen
                                  or thick <= LINE_THIN_PEN * pen and all(past or f for past, f in zip(ends, free)))
-        if not all(ends) and not one_end:
-            if not any(ends) or not lenient:
-                if any(ends) and doubts is not None:
-                    doubts.append(axis)  # past the digit at one end: a box's side, or the digit's own stroke
-                continue
+        # Past the digit at one end only, and failing the rest: a box's side, or the digit's own stroke. Noted in
+        # `doubts`, and taken out only when `lenient`.
+        if not all(ends) and not one_end and not (lenient and any(ends)):
+            if any(ends) and doubts is not None:
+                doubts.append(axis)
+            continue
         # Keep the crossings: the line's thickness is its typical run across; a stroke through it is longer.
         line = line & (across <= thick + 1)
         found = line if found is None else found | line
